@@ -1,0 +1,99 @@
+//! Exceptions as values.
+
+/// Vector numbers.
+pub const DE: u8 = 0;
+pub const DB: u8 = 1;
+pub const NMI: u8 = 2;
+pub const BP: u8 = 3;
+pub const OF: u8 = 4;
+pub const BR: u8 = 5;
+pub const UD: u8 = 6;
+pub const NM: u8 = 7;
+pub const DF: u8 = 8;
+pub const TS: u8 = 10;
+pub const NP: u8 = 11;
+pub const SS: u8 = 12;
+pub const GP: u8 = 13;
+pub const PF: u8 = 14;
+pub const MF: u8 = 16;
+pub const AC: u8 = 17;
+
+/// A fault or trap raised by an instruction, to be delivered by the CPU. EIP still points
+/// at the instruction (faults) unless `trap` says the instruction completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exception {
+    pub vector: u8,
+    pub error: Option<u32>,
+    /// Completed instruction (INT3, INTO, debug traps): EIP is already past it.
+    pub trap: bool,
+}
+
+impl Exception {
+    pub const fn fault(vector: u8) -> Self {
+        Self {
+            vector,
+            error: None,
+            trap: false,
+        }
+    }
+    pub const fn with_error(vector: u8, error: u32) -> Self {
+        Self {
+            vector,
+            error: Some(error),
+            trap: false,
+        }
+    }
+    pub const fn de() -> Self {
+        Self::fault(DE)
+    }
+    pub const fn ud() -> Self {
+        Self::fault(UD)
+    }
+    pub const fn br() -> Self {
+        Self::fault(BR)
+    }
+    pub const fn nm() -> Self {
+        Self::fault(NM)
+    }
+    pub const fn gp(error: u32) -> Self {
+        Self::with_error(GP, error)
+    }
+    pub const fn ss(error: u32) -> Self {
+        Self::with_error(SS, error)
+    }
+    pub const fn np(error: u32) -> Self {
+        Self::with_error(NP, error)
+    }
+    pub const fn ts(error: u32) -> Self {
+        Self::with_error(TS, error)
+    }
+
+    /// #DE, #TS, #NP, #SS, #GP: the "contributory" class that escalates to #DF.
+    pub fn contributory(&self) -> bool {
+        matches!(self.vector, DE | TS | NP | SS | GP)
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.vector {
+            DE => "#DE",
+            DB => "#DB",
+            NMI => "NMI",
+            BP => "#BP",
+            OF => "#OF",
+            BR => "#BR",
+            UD => "#UD",
+            NM => "#NM",
+            DF => "#DF",
+            TS => "#TS",
+            NP => "#NP",
+            SS => "#SS",
+            GP => "#GP",
+            PF => "#PF",
+            MF => "#MF",
+            AC => "#AC",
+            _ => "exception",
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Exception>;

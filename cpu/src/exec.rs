@@ -1,0 +1,141 @@
+//! The run loop.
+
+use memory::GuestPhysAddr;
+
+use crate::state::{CS, IF};
+use crate::tlb::{self, Access};
+use crate::{Bus, Cpu};
+
+/// Why `run` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The instruction budget is spent.
+    Budget,
+    /// HLT with nothing to wake the CPU: the board may sleep until an interrupt.
+    Halted,
+    /// Triple fault: the board resets the machine or stops.
+    Shutdown,
+}
+
+impl Cpu {
+    /// Runs guest code for about `budget` instructions (whole blocks; at most one block over).
+    pub fn run(&mut self, bus: &mut dyn Bus, budget: u64) -> Exit {
+        let start = self.s.icount;
+        loop {
+            if self.s.shutdown {
+                return Exit::Shutdown;
+            }
+            self.poll_memory_events();
+            if self.s.eflags & IF != 0 && !self.s.inhibit_irq && bus.interrupt_pending() {
+                let vector = bus.acknowledge_interrupt();
+                self.s.halted = false;
+                self.deliver_external(bus, vector);
+                continue;
+            }
+            if self.s.halted {
+                return Exit::Halted;
+            }
+            if self.s.icount.wrapping_sub(start) >= budget {
+                return Exit::Budget;
+            }
+            self.step_block(bus);
+        }
+    }
+
+    /// Reacts to what other parties did to memory: a dirty-log harvest (drop write
+    /// entries) or DMA over translated code (drop its blocks).
+    #[inline]
+    fn poll_memory_events(&mut self) {
+        if self.mem.dirty_epoch() != self.dirty_epoch {
+            self.rearm_dirty_tracking();
+        }
+        if self.mem.smc_pending() {
+            let pages = self.mem.take_smc();
+            for p in pages.pages() {
+                self.invalidate_code_page(p);
+            }
+            self.tlb.flush_writes();
+        }
+    }
+
+    /// Finds or translates the block at CS:EIP and runs it.
+    fn step_block(&mut self, bus: &mut dyn Bus) {
+        let lin = self.s.seg[CS].base.wrapping_add(self.s.eip);
+        let mode = self.mode_key();
+        let block = match self.cache.lookup_jump(lin, mode) {
+            Some(b) => b.clone(),
+            None => {
+                let phys = match tlb::translate(&self.s, lin, Access::Execute) {
+                    Ok(p) => p & self.mem.a20_mask(),
+                    Err(e) => {
+                        self.deliver_exception(bus, e);
+                        return;
+                    }
+                };
+                match self.cache.lookup(lin, phys as u32, mode) {
+                    Some(b) => b,
+                    None => match self.translate_block(lin, phys) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            self.deliver_exception(bus, e);
+                            return;
+                        }
+                    },
+                }
+            }
+        };
+        self.stop_block = false;
+        // In an interrupt shadow exactly one instruction runs before interrupts are looked
+        // at again.
+        let n = if self.s.inhibit_irq {
+            // The shadow ends with this instruction unless it sets a new one (STI; MOV SS).
+            self.s.inhibit_irq = false;
+            1
+        } else {
+            block.ops.len()
+        };
+        let mut done = 0u64;
+        for op in &block.ops[..n] {
+            let eip = self.s.eip;
+            self.s.eip = eip.wrapping_add(u32::from(op.len));
+            match (op.f)(self, bus, op) {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    if !e.trap {
+                        self.s.eip = eip;
+                    } else {
+                        done += 1;
+                    }
+                    self.s.icount += done;
+                    done = 0;
+                    self.deliver_exception(bus, e);
+                    break;
+                }
+            }
+            if self.stop_block {
+                break;
+            }
+        }
+        self.s.icount += done;
+    }
+
+    /// Executes exactly one instruction (the monitor's single step, tests).
+    pub fn step(&mut self, bus: &mut dyn Bus) -> Exit {
+        // An armed shadow makes step_block run exactly one op and then clears it, which
+        // is also right if a real shadow was pending.
+        self.s.inhibit_irq = true;
+        self.step_block(bus);
+        if self.s.shutdown {
+            Exit::Shutdown
+        } else if self.s.halted {
+            Exit::Halted
+        } else {
+            Exit::Budget
+        }
+    }
+
+    /// Reads guest physical memory (monitor `xp`).
+    pub fn read_phys(&self, addr: u64, out: &mut [u8]) {
+        self.mem.read_phys(GuestPhysAddr(addr), out);
+    }
+}
