@@ -15,6 +15,8 @@ pub enum Exit {
     Halted,
     /// Triple fault: the board resets the machine or stops.
     Shutdown,
+    /// The board asked to stop ([`Bus::stop_requested`]).
+    Stopped,
 }
 
 impl Cpu {
@@ -37,6 +39,9 @@ impl Cpu {
             }
             if self.s.icount.wrapping_sub(start) >= budget {
                 return Exit::Budget;
+            }
+            if bus.stop_requested() {
+                return Exit::Stopped;
             }
             self.step_block(bus);
         }

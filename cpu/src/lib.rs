@@ -57,6 +57,9 @@ pub trait Bus {
     fn interrupt_pending(&mut self) -> bool;
     /// The INTA cycle: the vector of the highest-priority pending interrupt.
     fn acknowledge_interrupt(&mut self) -> u8;
+    /// Whether the board wants the CPU to return from `run` now (a device asked to end or
+    /// reset the machine). Checked between blocks; port writes end their block.
+    fn stop_requested(&mut self) -> bool;
 }
 
 /// A bus with nothing on it: ports read all-ones, no interrupts. For tests and tools.
@@ -77,5 +80,8 @@ impl Bus for NullBus {
     }
     fn acknowledge_interrupt(&mut self) -> u8 {
         0
+    }
+    fn stop_requested(&mut self) -> bool {
+        false
     }
 }

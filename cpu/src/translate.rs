@@ -182,7 +182,13 @@ fn ends_block(i: &Instruction) -> bool {
         | Mnemonic::Lldt
         | Mnemonic::Ltr
         | Mnemonic::Lgdt
-        | Mnemonic::Lidt => true,
+        | Mnemonic::Lidt
+        // A port write may end or reset the machine, or unmask an interrupt: let the
+        // board see it before the next block.
+        | Mnemonic::Out
+        | Mnemonic::Outsb
+        | Mnemonic::Outsw
+        | Mnemonic::Outsd => true,
         _ => false,
     }
 }

@@ -11,6 +11,9 @@
 pub mod boot;
 pub mod clock;
 pub mod debugport;
+pub mod machine;
 pub mod pic;
 pub mod pit;
 pub mod uart;
+
+pub use machine::{BootSource, MachineConfig, MachineError, PcMachine, RunEvent};
