@@ -26,6 +26,8 @@ pub struct SnippetState {
     pub gpr: [u32; 8],
     pub eflags: u32,
     pub data: Vec<u8>,
+    /// Instructions to run before giving up with `Timeout`.
+    pub max_insns: u64,
 }
 
 impl Default for SnippetState {
@@ -36,6 +38,7 @@ impl Default for SnippetState {
             gpr,
             eflags: FIXED1,
             data: vec![0; DATA_SIZE],
+            max_insns: 100_000_000,
         }
     }
 }
@@ -94,8 +97,8 @@ pub fn run_snippet32(code: &[u8], state: &mut SnippetState) -> SnippetEnd {
     let end_eip = CODE_BASE + code.len() as u32;
     let mut bus = NullBus;
     let mut end = SnippetEnd::Timeout;
-    for _ in 0..1000 {
-        cpu.run(&mut bus, 100_000);
+    while cpu.icount() < state.max_insns {
+        cpu.run(&mut bus, 100_000.min(state.max_insns - cpu.icount()));
         if let Some(e) = cpu.last_exception {
             end = SnippetEnd::Exception(e);
             break;
