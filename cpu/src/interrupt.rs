@@ -33,11 +33,11 @@ impl Cpu {
             e.name(),
             self.s.seg[CS].selector,
             self.s.eip,
-            e.error
+            e.error()
         );
         self.last_exception = Some(e);
         let first = e;
-        let r = self.interrupt(bus, e.vector, Source::Exception(e.error));
+        let r = self.interrupt(bus, e.vector, Source::Exception(e.error()));
         let Err(second) = r else { return };
         if first.vector == ex::DF {
             self.triple_fault();
@@ -50,7 +50,7 @@ impl Cpu {
         } else {
             second
         };
-        if let Err(_third) = self.interrupt(bus, next.vector, Source::Exception(next.error)) {
+        if let Err(_third) = self.interrupt(bus, next.vector, Source::Exception(next.error())) {
             if next.vector == ex::DF || escalate {
                 self.triple_fault();
             } else {
@@ -63,7 +63,7 @@ impl Cpu {
 
     fn deliver_exception_depth2(&mut self, bus: &mut dyn Bus, e: Exception) {
         if self
-            .interrupt(bus, e.vector, Source::Exception(e.error))
+            .interrupt(bus, e.vector, Source::Exception(e.error()))
             .is_err()
         {
             self.triple_fault();

@@ -69,7 +69,7 @@ macro_rules! guest_tests {
     };
 }
 
-guest_tests!(alu, shift, muldiv, bcd, bitops, string, stack, control, interrupts, exceptions, seglimits);
+guest_tests!(alu, shift, muldiv, bcd, bitops, string, stack, control, interrupts, exceptions, seglimits, timer, smc, segments);
 
 #[test]
 fn realmode_bios() {
