@@ -103,20 +103,18 @@ impl Cpu {
         for op in &block.ops[..n] {
             let eip = self.s.eip;
             self.s.eip = eip.wrapping_add(u32::from(op.len));
-            match (op.f)(self, bus, op) {
-                Ok(()) => done += 1,
-                Err(e) => {
-                    if !e.trap {
-                        self.s.eip = eip;
-                    } else {
-                        done += 1;
-                    }
-                    self.s.icount += done;
-                    done = 0;
-                    self.deliver_exception(bus, e);
-                    break;
+            if let Err(e) = (op.f)(self, bus, op) {
+                if !e.trap {
+                    self.s.eip = eip;
+                } else {
+                    done += 1;
                 }
+                self.s.icount += done;
+                done = 0;
+                self.deliver_exception(bus, e);
+                break;
             }
+            done += 1;
             if self.stop_block {
                 break;
             }

@@ -51,6 +51,13 @@ pub fn width(i: &Instruction, n: u32) -> u32 {
 /// Picks `$f::<W8|W16|W32, ...>` by a width in bits.
 #[macro_export]
 macro_rules! by_width {
+    ($w:expr, $f:ident, { $k:expr }) => {
+        match $w {
+            8 => $f::<$crate::width::W8, $k> as $crate::block::Handler,
+            16 => $f::<$crate::width::W16, $k> as $crate::block::Handler,
+            _ => $f::<$crate::width::W32, $k> as $crate::block::Handler,
+        }
+    };
     ($w:expr, $f:ident $(, $t:ty)*) => {
         match $w {
             8 => $f::<$crate::width::W8 $(, $t)*> as $crate::block::Handler,

@@ -121,10 +121,11 @@ fn zero<W: RamAccess, O: AluOp>(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Resu
     Ok(())
 }
 
-/// INC/DEC/NEG/NOT on a register (`x` selects: 0 inc, 1 dec, 2 neg, 3 not).
-fn unary_r<W: RamAccess>(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
+/// INC/DEC/NEG/NOT on a register (`K` selects: 0 inc, 1 dec, 2 neg, 3 not; a constant so
+/// each form compiles to its own straight-line handler).
+fn unary_r<W: RamAccess, const K: u8>(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
     let a = W::get(&cpu.s, op.r);
-    let r = unary::<W>(cpu, op.x, a);
+    let r = unary::<W>(cpu, K, a);
     W::set(&mut cpu.s, op.r, r);
     Ok(())
 }
@@ -215,7 +216,17 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
     let w = width(i, 0);
     Some(if i.op_kind(0) == OpKind::Register {
         op.r = gpr(i.op0_register());
-        by_width!(w, unary_r)
+        macro_rules! k {
+            ($k:expr) => {
+                by_width!(w, unary_r, { $k })
+            };
+        }
+        match unary_kind {
+            0 => k!(0),
+            1 => k!(1),
+            2 => k!(2),
+            _ => k!(3),
+        }
     } else {
         by_width!(w, unary_m)
     })
