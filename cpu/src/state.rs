@@ -194,7 +194,8 @@ impl CpuState {
             base: 0xFFFF_0000,
             ..Segment::real(0xF000)
         };
-        seg[CS].attr |= ATTR_CODE;
+        // Real-mode CS is read/write like any segment: code may store through a CS
+        // override. A protected-mode far jump loads real code attributes.
         let sys = |ty: u16| Segment {
             selector: 0,
             base: 0,
