@@ -108,8 +108,18 @@ impl Board {
         let now = self.now();
         match port {
             0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => self.pic.read(port),
-            0x40..=0x43 => self.pit.read(port, now),
-            0x61 => self.pit.read_port61(now),
+            // A guest that polls the PIT with interrupts off must find the edges it
+            // watched go by latched in the PIC when it executes STI, even mid-slice.
+            0x40..=0x43 => {
+                let v = self.pit.read(port, now);
+                self.update_irqs();
+                v
+            }
+            0x61 => {
+                let v = self.pit.read_port61(now);
+                self.update_irqs();
+                v
+            }
             PORT_A => self.port_a,
             p if (COM1_BASE..COM1_BASE + 8).contains(&p) => {
                 let v = self.uart.read((p - COM1_BASE) as u8);
