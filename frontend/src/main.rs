@@ -1,1 +1,240 @@
-fn main() {}
+//! `tern`: the command-line front end of the tern PC emulator.
+//!
+//! `tern run` builds a [`hw::PcMachine`] from the options, opens the host backends (serial,
+//! debug console, monitors) and hands everything to the [`event_loop`]. Errors are reported
+//! as `tern: error: ...` with exit status 2; otherwise the exit status is the guest's
+//! debug-exit status, or 0 after `quit` or a `--no-reboot` shutdown.
+//!
+//! Modules:
+//! * [`options`]: parsers for option values (sizes, backend specs);
+//! * [`event_loop`]: the single-threaded loop running the vCPU and the host I/O;
+//! * [`registry`]: ownership of the polled host sources (the only `unsafe`);
+//! * [`chardev`]: serial and debug-console backends;
+//! * [`monitor`]: the command model, the human monitor language and its connections;
+//! * [`vm`]: the machine plus its run state.
+
+mod chardev;
+mod event_loop;
+mod monitor;
+mod options;
+mod registry;
+mod vm;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use argh::FromArgs;
+use hw::boot::{detect, ImageKind};
+use hw::clock::ClockMode;
+use hw::{BootSource, MachineConfig, PcMachine};
+
+use crate::event_loop::{Backends, EventLoop};
+use crate::options::{DebugconSpec, MonitorSpec, SerialSpec};
+
+/// The guest booted when neither --kernel nor --bios is given.
+static DEMO_GUEST: &[u8] = include_bytes!("../../testdata/guests/demo.bin");
+
+/// Exit status for errors detected by tern itself (bad options, unreadable files).
+const ERROR_STATUS: i32 = 2;
+
+#[derive(FromArgs, Debug)]
+/// tern: a pure-software x86 PC emulator.
+struct Tern {
+    #[argh(subcommand)]
+    command: Subcommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum Subcommand {
+    Run(RunArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Boot a guest. Without --kernel or --bios, boots the built-in demo guest.
+#[argh(subcommand, name = "run")]
+struct RunArgs {
+    /// multiboot kernel to boot
+    #[argh(option)]
+    kernel: Option<PathBuf>,
+    /// kernel command line (passed after the kernel's path, as QEMU does)
+    #[argh(option)]
+    append: Option<String>,
+    /// firmware image to start at the reset vector
+    #[argh(option)]
+    bios: Option<PathBuf>,
+    /// guest RAM size: a number with K/M/G suffix, plain numbers in MiB (default 128M)
+    #[argh(option, from_str_fn(options::parse_memory_size))]
+    memory: Option<u64>,
+    /// serial port backend: stdio, file:PATH, unix:PATH or none (default stdio)
+    #[argh(option, from_str_fn(options::parse_serial))]
+    serial: Option<SerialSpec>,
+    /// debug console backend: stdio, file:PATH or none (default none)
+    #[argh(option, from_str_fn(options::parse_debugcon))]
+    debugcon: Option<DebugconSpec>,
+    /// debug console I/O port (default 0xe9)
+    #[argh(option, from_str_fn(options::parse_port))]
+    debugcon_port: Option<u16>,
+    /// human monitor: stdio, unix:PATH or tcp:[HOST]:PORT (repeatable; TCP without a host
+    /// listens on 127.0.0.1)
+    #[argh(option, from_str_fn(options::parse_monitor))]
+    monitor: Vec<MonitorSpec>,
+    /// start with the CPU stopped (resume with the monitor's `cont`)
+    #[argh(switch)]
+    paused: bool,
+    /// end the emulator instead of resetting on a guest reset or triple fault
+    #[argh(switch)]
+    no_reboot: bool,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = split_equals(std::env::args().collect());
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cmd = Path::new(strs.first().copied().unwrap_or("tern"))
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("tern");
+    let tern = match Tern::from_args(&[cmd], strs.get(1..).unwrap_or(&[])) {
+        Ok(t) => t,
+        Err(early) => {
+            // `--help` is not an error; a bad option is.
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            eprintln!("tern: error: {}", early.output.trim_end());
+            std::process::exit(ERROR_STATUS);
+        }
+    };
+    let status = match run(tern) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tern: error: {e:#}");
+            ERROR_STATUS
+        }
+    };
+    std::process::exit(status);
+}
+
+/// Turns `--option=value` into `--option value`: argh only knows the second spelling, and
+/// the first is what most command-line tools accept. Arguments after `--` are left alone.
+fn split_equals(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut literal = false;
+    for a in args {
+        if a == "--" {
+            literal = true;
+        }
+        match a.split_once('=') {
+            Some((opt, val)) if !literal && opt.starts_with("--") && opt.len() > 2 => {
+                out.push(opt.to_string());
+                out.push(val.to_string());
+            }
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+fn run(tern: Tern) -> Result<i32> {
+    let Subcommand::Run(args) = tern.command;
+    let boot = boot_source(&args)?;
+    let debugcon = args.debugcon.clone().unwrap_or(DebugconSpec::None);
+    let config = MachineConfig {
+        ram_size: args.memory.unwrap_or(128 << 20),
+        boot,
+        debugcon_port: match debugcon {
+            DebugconSpec::None => None,
+            _ => Some(args.debugcon_port.unwrap_or(0xE9)),
+        },
+        clock: ClockMode::Realtime,
+        no_reboot: args.no_reboot,
+    };
+    let what = match (&args.kernel, &args.bios) {
+        (Some(k), _) => format!("cannot boot {}", k.display()),
+        (None, Some(b)) => format!("cannot start firmware {}", b.display()),
+        (None, None) => "cannot boot the built-in demo guest".to_string(),
+    };
+    let machine = PcMachine::new(config).context(what)?;
+    let vm = vm::Vm::new(machine, args.paused);
+    let backends = Backends {
+        serial: args.serial.clone().unwrap_or(SerialSpec::Stdio),
+        debugcon,
+        monitors: args.monitor.clone(),
+    };
+    EventLoop::new(vm, backends)?.run()
+}
+
+fn read_image(path: &Path, what: &str) -> Result<Arc<[u8]>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?;
+    Ok(bytes.into())
+}
+
+/// Chooses what to boot, refusing kernels tern cannot start with a message that says what
+/// the file is.
+fn boot_source(args: &RunArgs) -> Result<BootSource> {
+    match (&args.kernel, &args.bios) {
+        (Some(_), Some(_)) => bail!("--kernel and --bios cannot be combined (there is no firmware interface to pass a kernel to a BIOS)"),
+        (None, Some(b)) => {
+            if args.append.is_some() {
+                bail!("--append needs --kernel");
+            }
+            Ok(BootSource::Bios {
+                image: read_image(b, "firmware image")?,
+            })
+        }
+        (Some(k), None) => {
+            let image = read_image(k, "kernel")?;
+            let name = k.display();
+            match detect(&image) {
+                ImageKind::Multiboot => {}
+                ImageKind::LinuxBzImage => bail!(
+                    "{name} is a Linux bzImage; tern boots Multiboot kernels only (the Linux boot protocol is not supported)"
+                ),
+                ImageKind::Elf => bail!(
+                    "{name} is an ELF file without a Multiboot header; --kernel takes Multiboot kernels"
+                ),
+                ImageKind::Unknown => bail!(
+                    "{name} is not a Multiboot kernel (no Multiboot header in its first 8192 bytes)"
+                ),
+            }
+            // QEMU passes the kernel's path as the first word of the command line.
+            let cmdline = format!("{} {}", k.display(), args.append.as_deref().unwrap_or(""));
+            Ok(BootSource::Multiboot { image, cmdline })
+        }
+        (None, None) => {
+            if args.append.is_some() {
+                bail!("--append needs --kernel");
+            }
+            Ok(BootSource::Multiboot {
+                image: Arc::from(DEMO_GUEST),
+                cmdline: "demo.bin ".to_string(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equals_options_are_split() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            split_equals(v(&[
+                "tern",
+                "run",
+                "--memory=1G",
+                "--append",
+                "a=b",
+                "--x="
+            ])),
+            v(&["tern", "run", "--memory", "1G", "--append", "a=b", "--x", ""])
+        );
+        assert_eq!(split_equals(v(&["--", "--a=b"])), v(&["--", "--a=b"]));
+    }
+}

@@ -1,0 +1,55 @@
+//! The virtual machine as the monitor and the event loop see it: the board plus the
+//! run state that belongs to the frontend (running or stopped, exit requested).
+
+use hw::PcMachine;
+
+pub struct Vm {
+    pub machine: PcMachine,
+    running: bool,
+    exit: Option<i32>,
+}
+
+impl Vm {
+    /// Wraps a freshly built machine; `paused` starts it stopped (`--paused`) with its
+    /// clock frozen, so no timer interrupts pile up before the first `cont`.
+    pub fn new(mut machine: PcMachine, paused: bool) -> Self {
+        if paused {
+            machine.pause_clock();
+        }
+        Self {
+            machine,
+            running: !paused,
+            exit: None,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// Stops the vCPU and guest time. Idempotent.
+    pub fn stop(&mut self) {
+        if self.running {
+            self.running = false;
+            self.machine.pause_clock();
+        }
+    }
+
+    /// Lets the vCPU and guest time run again. Idempotent.
+    pub fn cont(&mut self) {
+        if !self.running {
+            self.running = true;
+            self.machine.resume_clock();
+        }
+    }
+
+    /// Asks the event loop to end the process with `status` once the current event is
+    /// handled.
+    pub fn request_exit(&mut self, status: i32) {
+        self.exit.get_or_insert(status);
+    }
+
+    pub fn exit_request(&self) -> Option<i32> {
+        self.exit
+    }
+}

@@ -1,0 +1,364 @@
+//! End-to-end tests of the `tern` binary: real processes, a unix-socket monitor, serial
+//! output to a file, and the exit statuses the command line promises.
+//!
+//! Everything stays inside a per-test temporary directory; the only sockets are unix
+//! sockets there. Every wait is bounded so a broken build fails instead of hanging.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const TERN: &str = env!("CARGO_BIN_EXE_tern");
+const BANNER: &str = "tern monitor - type 'help' for more information\n";
+const PROMPT: &str = "(tern) ";
+/// Upper bound for anything the tests wait for.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A scratch directory removed when the test ends.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let p = std::env::temp_dir().join(format!("tern-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A `tern` process killed if the test fails before it exits.
+struct Tern(Child);
+
+impl Tern {
+    fn spawn(args: &[&str]) -> Self {
+        let child = Command::new(TERN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tern");
+        Tern(child)
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "tern did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tern {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// One monitor connection.
+struct Monitor {
+    s: UnixStream,
+    buf: Vec<u8>,
+}
+
+impl Monitor {
+    fn connect(tern: &mut Tern, path: &Path) -> Self {
+        let deadline = Instant::now() + WAIT;
+        let s = loop {
+            match UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) => {
+                    if let Some(status) = tern.0.try_wait().unwrap() {
+                        panic!("tern exited ({status}) before its monitor accepted a client");
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "cannot connect to the monitor: {e}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        let mut m = Monitor { s, buf: Vec::new() };
+        assert_eq!(m.until_prompt(), BANNER);
+        m
+    }
+
+    /// Everything up to the next prompt, without it.
+    fn until_prompt(&mut self) -> String {
+        loop {
+            if let Some(i) = find(&self.buf, PROMPT.as_bytes()) {
+                let text = String::from_utf8(self.buf[..i].to_vec()).unwrap();
+                self.buf.drain(..i + PROMPT.len());
+                return text;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).expect("monitor reply");
+            assert!(
+                n > 0,
+                "monitor closed the connection; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).unwrap();
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\n").as_bytes());
+        self.until_prompt()
+    }
+
+    /// Bytes that arrived without being asked for (there must be none).
+    fn unsolicited(&mut self) -> Vec<u8> {
+        self.s.set_nonblocking(true).unwrap();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = self.s.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        self.s.set_nonblocking(false).unwrap();
+        std::mem::take(&mut self.buf)
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn file_text(p: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned()
+}
+
+/// Waits until `cond` holds for the file's contents.
+fn wait_file(p: &Path, what: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let t = file_text(p);
+        if cond(&t) {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; serial output: {t:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn guest(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/guests")
+        .join(name)
+}
+
+#[test]
+fn demo_guest_with_unix_monitor() {
+    let dir = TempDir::new("demo");
+    let serial = dir.path("serial.txt");
+    let mon = dir.path("mon.sock");
+    let mut tern = Tern::spawn(&[
+        "run",
+        &format!("--serial=file:{}", serial.display()),
+        &format!("--monitor=unix:{}", mon.display()),
+    ]);
+    let mut m = Monitor::connect(&mut tern, &mon);
+    wait_file(&serial, "the demo's banner", |t| {
+        t.contains("tern: a pure-software x86 PC emulator")
+    });
+    assert_eq!(m.cmd("info status"), "VM status: running\n");
+
+    // Running: the demo prints an uptime line every second.
+    wait_file(&serial, "an uptime line", |t| t.contains("uptime"));
+    assert_eq!(m.cmd("stop"), "");
+    assert_eq!(m.cmd("info status"), "VM status: paused\n");
+    let stopped = file_text(&serial).len();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        file_text(&serial).len(),
+        stopped,
+        "serial output grew while stopped"
+    );
+
+    assert_eq!(m.cmd("c"), "");
+    assert_eq!(m.cmd("info status"), "VM status: running\n");
+    wait_file(&serial, "output after cont", |t| t.len() > stopped);
+
+    let regs = m.cmd("info registers");
+    for field in [
+        "EAX=", "EBX=", "ESP=", "EIP=", "EFL=", "CPL=0", "CS =0008", "GDT=", "IDT=", "CR0=",
+        "ICOUNT=",
+    ] {
+        assert!(regs.contains(field), "no {field} in {regs}");
+    }
+    // The Multiboot header sits at the start of the kernel, loaded at 1 MiB.
+    let x = m.cmd("x /4xw 0x100000");
+    assert!(x.starts_with("00100000: 0x1badb002 "), "{x}");
+    assert_eq!(x.lines().count(), 1, "{x}");
+    assert_eq!(m.cmd("xp /2xb 0x100000"), "00100000: 0x02 0xb0\n");
+
+    // Garbage gets an error and the connection lives on.
+    assert_eq!(m.cmd("frobnicate now"), "unknown command: 'frobnicate'\n");
+    assert!(m.cmd("x /4q 0").contains("invalid"));
+    m.send(b"\xff\xfe\x80 info\n");
+    assert!(m.until_prompt().contains("UTF-8"));
+    let mut huge = vec![b'a'; 1 << 20];
+    huge.push(b'\n');
+    m.send(&huge);
+    assert!(m.until_prompt().contains("too long"));
+    assert_eq!(m.cmd("info status"), "VM status: running\n");
+
+    // A second connection sees only its own replies; a third that hangs up mid-line
+    // disturbs nobody.
+    let mut m2 = Monitor::connect(&mut tern, &mon);
+    {
+        let mut m3 = Monitor::connect(&mut tern, &mon);
+        m3.send(b"info sta");
+    }
+    assert!(m.cmd("x /16xw 0x100000").starts_with("00100000:"));
+    assert_eq!(m.cmd("system_reset"), "");
+    assert_eq!(m2.cmd("info status"), "VM status: running\n");
+    assert!(m2.unsolicited().is_empty());
+    assert_eq!(m.cmd("info status"), "VM status: running\n");
+    assert!(m.unsolicited().is_empty());
+
+    m.send(b"quit\n");
+    let status = tern.wait();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(!mon.exists(), "monitor socket left behind");
+}
+
+#[test]
+fn paused_start_and_quit() {
+    let dir = TempDir::new("paused");
+    let serial = dir.path("serial.txt");
+    let mon = dir.path("mon.sock");
+    let mut tern = Tern::spawn(&[
+        "run",
+        "--paused",
+        "--serial",
+        &format!("file:{}", serial.display()),
+        "--monitor",
+        &format!("unix:{}", mon.display()),
+    ]);
+    let mut m = Monitor::connect(&mut tern, &mon);
+    assert_eq!(m.cmd("info status"), "VM status: paused\n");
+    assert!(m.cmd("info registers").contains("ICOUNT=0\n"));
+    assert_eq!(file_text(&serial), "");
+    assert_eq!(m.cmd("cont"), "");
+    wait_file(&serial, "the demo's banner", |t| t.contains("tern:"));
+    m.send(b"q\n");
+    assert_eq!(tern.wait().code(), Some(0));
+}
+
+#[test]
+fn test_guest_passes_through_debug_exit() {
+    let dir = TempDir::new("alu");
+    let serial = dir.path("serial.txt");
+    let kernel = guest("alu.bin");
+    let mut tern = Tern::spawn(&[
+        "run",
+        "--kernel",
+        kernel.to_str().unwrap(),
+        "--append",
+        "quiet",
+        "--serial",
+        &format!("file:{}", serial.display()),
+    ]);
+    // PASS convention: the guest writes 0 to port 0xF4, and QEMU's debug-exit turns V into
+    // the status (V << 1) | 1.
+    assert_eq!(
+        tern.wait().code(),
+        Some(1),
+        "serial: {}",
+        file_text(&serial)
+    );
+    assert!(file_text(&serial).contains("PASS"));
+}
+
+fn run_err(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(TERN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tern");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn non_multiboot_kernels_are_refused() {
+    let dir = TempDir::new("badkernel");
+    let plain = dir.path("plain.bin");
+    std::fs::write(&plain, vec![0x90u8; 16384]).unwrap();
+    let (code, err) = run_err(&["run", "--kernel", plain.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.starts_with("tern: error: "), "{err}");
+    assert!(err.contains("plain.bin is not a Multiboot kernel"), "{err}");
+
+    let mut bz = vec![0u8; 16384];
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    let bzimage = dir.path("bzImage");
+    std::fs::write(&bzimage, bz).unwrap();
+    let (code, err) = run_err(&["run", "--kernel", bzimage.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("Linux bzImage"), "{err}");
+
+    let (code, err) = run_err(&["run", "--kernel", dir.path("missing").to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot read kernel"), "{err}");
+}
+
+#[test]
+fn bad_memory_sizes_are_refused() {
+    for (arg, expect) in [
+        ("5G", "3584 MiB"),
+        ("0", "empty"),
+        ("lots", "invalid memory size"),
+    ] {
+        let (code, err) = run_err(&["run", "--memory", arg]);
+        assert_eq!(code, Some(2), "--memory {arg}: {err}");
+        assert!(err.starts_with("tern: error: "), "{err}");
+        assert!(err.contains(expect), "--memory {arg}: {err}");
+    }
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let (code, err) = run_err(&["run", "--serial", "carrier-pigeon"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("invalid serial backend"), "{err}");
+    let (code, err) = run_err(&["run", "--frobnicate"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("frobnicate"), "{err}");
+}
