@@ -17,13 +17,18 @@ fn thread_cpu_ns() -> u64 {
         .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
         .unwrap_or_else(|| {
             // Not Linux: wall time is the best available.
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
         })
 }
 
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/bench");
-    let runs: usize = std::env::var("TERN_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let runs: usize = std::env::var("TERN_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .expect("testdata/bench")
         .filter_map(|e| e.ok())
@@ -31,7 +36,10 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
         .collect();
     names.sort();
-    println!("{:<12} {:>14} {:>10} {:>10} {:>10}", "benchmark", "instructions", "median", "min", "max");
+    println!(
+        "{:<12} {:>14} {:>10} {:>10} {:>10}",
+        "benchmark", "instructions", "median", "min", "max"
+    );
     for path in names {
         let image: Arc<[u8]> = std::fs::read(&path).expect("read").into();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
@@ -40,7 +48,10 @@ fn main() {
         for _ in 0..runs {
             let mut m = PcMachine::new(MachineConfig {
                 ram_size: 64 << 20,
-                boot: BootSource::Multiboot { image: image.clone(), cmdline: String::new() },
+                boot: BootSource::Multiboot {
+                    image: image.clone(),
+                    cmdline: String::new(),
+                },
                 debugcon_port: None,
                 clock: ClockMode::Realtime,
                 no_reboot: true,

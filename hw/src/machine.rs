@@ -127,7 +127,9 @@ impl Board {
                 v
             }
             p if self.debug_exit.claims(p) => self.debug_exit.read(1) as u8,
-            p if p == self.debugcon_port && self.debugcon.is_some() => self.debugcon.as_ref().map_or(0xFF, |d| d.read()),
+            p if p == self.debugcon_port && self.debugcon.is_some() => {
+                self.debugcon.as_ref().map_or(0xFF, |d| d.read())
+            }
             _ => {
                 log::trace!("read from unclaimed port {port:#x}");
                 0xFF
@@ -240,7 +242,12 @@ impl PcMachine {
         if let BootSource::Bios { image } = &config.boot {
             let l = boot::validate_bios(image)?;
             mem.add_rom("bios", u64::from(l.high_base), image.clone(), 0)?;
-            mem.add_rom("isa-bios", u64::from(l.isa_base), image.clone(), l.isa_offset as u64)?;
+            mem.add_rom(
+                "isa-bios",
+                u64::from(l.isa_base),
+                image.clone(),
+                l.isa_offset as u64,
+            )?;
         }
         let mem = Arc::new(mem);
         let board = Board {
@@ -256,7 +263,12 @@ impl PcMachine {
             reset_request: false,
             port_a: 2,
         };
-        let mut m = Self { cpu: Cpu::new(mem.clone()), board, mem, config };
+        let mut m = Self {
+            cpu: Cpu::new(mem.clone()),
+            board,
+            mem,
+            config,
+        };
         m.boot()?;
         Ok(m)
     }
@@ -300,21 +312,38 @@ impl PcMachine {
     fn enter_multiboot(&mut self, eip: u32, eax: u32, ebx: u32) {
         let gdt: [u32; 6] = [0, 0, 0x0000_FFFF, 0x00CF_9B00, 0x0000_FFFF, 0x00CF_9300];
         let bytes: Vec<u8> = gdt.iter().flat_map(|d| d.to_le_bytes()).collect();
-        self.mem.write_phys(GuestPhysAddr(u64::from(BOOT_GDT)), &bytes);
+        self.mem
+            .write_phys(GuestPhysAddr(u64::from(BOOT_GDT)), &bytes);
         let mut s = CpuState::reset();
         use cpu::state::*;
         let flat = |sel: u16, code: bool| Segment {
             selector: sel,
             base: 0,
             limit: 0xFFFF_FFFF,
-            attr: ATTR_P | ATTR_S | ATTR_RW | ATTR_ACCESSED | ATTR_DB | ATTR_G | if code { ATTR_CODE } else { 0 },
+            attr: ATTR_P
+                | ATTR_S
+                | ATTR_RW
+                | ATTR_ACCESSED
+                | ATTR_DB
+                | ATTR_G
+                | if code { ATTR_CODE } else { 0 },
             usable: true,
         };
         for (i, seg) in s.seg.iter_mut().enumerate() {
-            *seg = if i == CS { flat(0x08, true) } else { flat(0x10, false) };
+            *seg = if i == CS {
+                flat(0x08, true)
+            } else {
+                flat(0x10, false)
+            };
         }
-        s.gdtr = TableReg { base: BOOT_GDT, limit: 23 };
-        s.idtr = TableReg { base: 0, limit: 0x3FF };
+        s.gdtr = TableReg {
+            base: BOOT_GDT,
+            limit: 23,
+        };
+        s.idtr = TableReg {
+            base: 0,
+            limit: 0x3FF,
+        };
         s.cr0 = CR0_PE | CR0_ET;
         s.eip = eip;
         s.gpr[EAX] = eax;
@@ -361,7 +390,9 @@ impl PcMachine {
                     return RunEvent::Ran;
                 }
                 let now = self.board.now();
-                RunEvent::Halted { deadline_ns: self.board.pit.next_irq0_deadline(now) }
+                RunEvent::Halted {
+                    deadline_ns: self.board.pit.next_irq0_deadline(now),
+                }
             }
             _ => RunEvent::Ran,
         }
@@ -374,7 +405,11 @@ impl PcMachine {
 
     /// Bytes the guest wrote to the debug console since the last call.
     pub fn take_debugcon_output(&mut self) -> Vec<u8> {
-        self.board.debugcon.as_mut().map(|d| d.take_output()).unwrap_or_default()
+        self.board
+            .debugcon
+            .as_mut()
+            .map(|d| d.take_output())
+            .unwrap_or_default()
     }
 
     /// Feeds host input to COM1; returns how many bytes the FIFO took.

@@ -8,7 +8,9 @@ use hw::clock::ClockMode;
 use hw::{BootSource, MachineConfig, PcMachine, RunEvent};
 
 fn testdata(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
 }
 
 /// Runs a guest until it exits; returns (exit status, serial output).
@@ -48,14 +50,26 @@ pub fn run_guest(boot: BootSource, max_insns: u64) -> (Option<i32>, String) {
 
 fn multiboot(name: &str) -> BootSource {
     let path = testdata(&format!("guests/{name}.bin"));
-    let image: Arc<[u8]> = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into();
-    BootSource::Multiboot { image, cmdline: format!("{name}.bin ") }
+    let image: Arc<[u8]> = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into();
+    BootSource::Multiboot {
+        image,
+        cmdline: format!("{name}.bin "),
+    }
 }
 
 fn expect_pass(name: &str, boot: BootSource) {
     let (status, serial) = run_guest(boot, 2_000_000_000);
-    assert_eq!(status, Some(1), "guest {name} did not pass; serial output:\n{serial}");
-    assert!(serial.contains("PASS"), "guest {name} exited 1 without a PASS line:\n{serial}");
+    assert_eq!(
+        status,
+        Some(1),
+        "guest {name} did not pass; serial output:\n{serial}"
+    );
+    assert!(
+        serial.contains("PASS"),
+        "guest {name} exited 1 without a PASS line:\n{serial}"
+    );
 }
 
 macro_rules! guest_tests {
@@ -69,11 +83,16 @@ macro_rules! guest_tests {
     };
 }
 
-guest_tests!(alu, shift, muldiv, bcd, bitops, string, stack, control, interrupts, exceptions, seglimits, timer, smc, segments);
+guest_tests!(
+    alu, shift, muldiv, bcd, bitops, string, stack, control, interrupts, exceptions, seglimits,
+    timer, smc, segments
+);
 
 #[test]
 fn realmode_bios() {
     let path = testdata("bios/realmode.rom");
-    let image: Arc<[u8]> = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into();
+    let image: Arc<[u8]> = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into();
     expect_pass("realmode", BootSource::Bios { image });
 }

@@ -11,7 +11,16 @@ fn kernel(code: &[u8]) -> Arc<[u8]> {
     let flags: u32 = 1 << 16;
     let base: u32 = 0x10_0000;
     let mut img = Vec::new();
-    for v in [magic, flags, 0u32.wrapping_sub(magic + flags), base, base, 0, 0, base + 32] {
+    for v in [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic + flags),
+        base,
+        base,
+        0,
+        0,
+        base + 32,
+    ] {
         img.extend_from_slice(&v.to_le_bytes());
     }
     img.extend_from_slice(code);
@@ -22,7 +31,10 @@ fn kernel(code: &[u8]) -> Arc<[u8]> {
 fn machine(image: Arc<[u8]>, no_reboot: bool) -> PcMachine {
     PcMachine::new(MachineConfig {
         ram_size: 16 << 20,
-        boot: BootSource::Multiboot { image, cmdline: String::new() },
+        boot: BootSource::Multiboot {
+            image,
+            cmdline: String::new(),
+        },
         debugcon_port: None,
         clock: ClockMode::Realtime,
         no_reboot,
@@ -59,7 +71,9 @@ fn triple_fault_resets_and_boots_again() {
 #[test]
 fn debug_exit_status_and_serial() {
     // mov dx,0x3f8; mov al,'T'; out dx,al; mov al,0x12; out 0xf4,al
-    let code = [0x66, 0xBA, 0xF8, 0x03, 0xB0, b'T', 0xEE, 0xB0, 0x12, 0xE6, 0xF4, 0xEB, 0xFE];
+    let code = [
+        0x66, 0xBA, 0xF8, 0x03, 0xB0, b'T', 0xEE, 0xB0, 0x12, 0xE6, 0xF4, 0xEB, 0xFE,
+    ];
     let mut m = machine(kernel(&code), true);
     assert_eq!(m.run(1000), RunEvent::Exit((0x12 << 1) | 1));
     assert_eq!(m.take_serial_output(), b"T");

@@ -163,7 +163,11 @@ impl GuestMemory {
         // A region may replace part of an unassigned hole (a ROM in the ROM area) but
         // never overlap another ROM or device.
         let overlaps = |h: &Hole| h.start < end && start < h.start + h.len;
-        if self.holes.iter().any(|h| overlaps(h) && !matches!(h.kind, Kind::Unassigned)) {
+        if self
+            .holes
+            .iter()
+            .any(|h| overlaps(h) && !matches!(h.kind, Kind::Unassigned))
+        {
             return Err(bad());
         }
         let mut kept = Vec::with_capacity(self.holes.len() + 2);
@@ -174,10 +178,18 @@ impl GuestMemory {
                 continue;
             }
             if h.start < start {
-                kept.push(Hole { start: h.start, len: start - h.start, kind: Kind::Unassigned });
+                kept.push(Hole {
+                    start: h.start,
+                    len: start - h.start,
+                    kind: Kind::Unassigned,
+                });
             }
             if h_end > end {
-                kept.push(Hole { start: end, len: h_end - end, kind: Kind::Unassigned });
+                kept.push(Hole {
+                    start: end,
+                    len: h_end - end,
+                    kind: Kind::Unassigned,
+                });
             }
         }
         kept.push(Hole { start, len, kind });

@@ -161,7 +161,10 @@ fn no_write_is_lost_between_harvests() {
     }
     let mut ram = vec![0u8; shadow.len()];
     m.ram().read_slice(0, &mut ram);
-    assert!(writes >= 300_000 && harvests > 10 && copied > 0, "{writes} {harvests} {copied}");
+    assert!(
+        writes >= 300_000 && harvests > 10 && copied > 0,
+        "{writes} {harvests} {copied}"
+    );
     for p in 0..PAGES as usize {
         let r = p * PAGE_SIZE as usize..(p + 1) * PAGE_SIZE as usize;
         assert!(
