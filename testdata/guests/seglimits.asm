@@ -6,7 +6,8 @@
 ;   (EBP base, ESP base) beyond the SS limit.
 ; NOTE: QEMU TCG does not test segment limits and access rights on memory
 ; accesses, so this program FAILS under QEMU (check 1: no exception) by
-; design; the expected behaviour is that of real CPUs and of tern.
+; design; it passes under Bochs (tools/bochs/run-bochs.sh), which does
+; enforce them, as real CPUs do.
 %define TEST_NAME "seglimits"
 %include "head.inc"
 

@@ -1,4 +1,4 @@
-; segments: SGDT/LGDT (move the GDT, reload every segment register, move it
+; segments: Multiboot entry EAX, SGDT/LGDT (move the GDT, reload every segment register, move it
 ; back), SIDT/LIDT (moved IDT still dispatches INT), LLDT/SLDT with an LDT
 ; holding a data segment (TI=1 selectors, base visible), LTR/STR (TSS type
 ; becomes busy in the GDT), descriptor bases visible through accesses, LSL
@@ -27,6 +27,7 @@ LSEL     equ 0x0C                   ; LDT[1], TI=1
 %endmacro
 
 test_main:
+    CHK dword [mb_magic], 0x2BADB002, "Multiboot magic in EAX at entry"
     DESC 5, ldt, 15, 0x82, 0x0
     DESC 6, tss, 0x67, 0x89, 0x0
     DESC 7, 0x5000, 0x1FF, 0x92, 0x4
