@@ -20,7 +20,7 @@ pub enum FlagOp {
     Sbb,
     /// AND/OR/XOR/TEST: CF = OF = 0, AF = 0.
     Logic,
-    /// INC/DEC: `b` is 1, and CF (which they keep) is saved in `aux`.
+    /// INC/DEC: `b` is 1; CF is the one before them.
     Inc,
     Dec,
     /// CF, OF and AF given in `a` (EFLAGS positions); ZF/SF/PF from `res`. Shifts,
@@ -36,6 +36,7 @@ pub struct Lazy {
     pub a: u32,
     pub b: u32,
     pub res: u32,
+    /// CF of this operation in bit 0, computed when it is recorded.
     pub aux: u32,
 }
 
@@ -72,13 +73,37 @@ pub fn parity(v: u32) -> bool {
 }
 
 impl Lazy {
+    /// Records an operation. CF is computed here, not on demand: it is one compare for the
+    /// common operations (and `op` and `w` are constants at every inlined call site), while
+    /// INC/DEC, ADC/SBB and the CF-reading conditions would otherwise each dispatch on the
+    /// previous operation.
     #[inline(always)]
     pub fn set(&mut self, op: FlagOp, w: u8, a: u32, b: u32, res: u32) {
+        let m = mask(w);
+        let (am, bm, rm) = (a & m, b & m, res & m);
+        let cf = match op {
+            FlagOp::Flags | FlagOp::Explicit => a & CF != 0,
+            FlagOp::Add => rm < am,
+            FlagOp::Adc => {
+                // The carry-in is whatever the result holds beyond a + b.
+                let cin = rm.wrapping_sub(am).wrapping_sub(bm) & m;
+                u64::from(am) + u64::from(bm) + u64::from(cin) > u64::from(m)
+            }
+            FlagOp::Sub => am < bm,
+            FlagOp::Sbb => {
+                let cin = am.wrapping_sub(bm).wrapping_sub(rm) & m;
+                u64::from(am) < u64::from(bm) + u64::from(cin)
+            }
+            FlagOp::Logic => false,
+            // INC/DEC keep the previous CF: `set_incdec` stores it.
+            FlagOp::Inc | FlagOp::Dec => self.aux & CF != 0,
+        };
         self.op = op;
         self.w = w;
         self.a = a;
         self.b = b;
         self.res = res;
+        self.aux = u32::from(cf);
     }
 
     /// Replaces all six flags with those in `f` (EFLAGS positions).
@@ -90,30 +115,13 @@ impl Lazy {
             a: f & ARITH,
             b: 0,
             res: 0,
-            aux: 0,
+            aux: f & CF,
         };
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn cf(&self) -> bool {
-        let m = mask(self.w);
-        let (a, b, r) = (self.a & m, self.b & m, self.res & m);
-        match self.op {
-            FlagOp::Flags | FlagOp::Explicit => self.a & CF != 0,
-            FlagOp::Add => r < a,
-            FlagOp::Adc => {
-                // The carry-in is whatever the result holds beyond a + b.
-                let cin = r.wrapping_sub(a).wrapping_sub(b) & m;
-                u64::from(a) + u64::from(b) + u64::from(cin) > u64::from(m)
-            }
-            FlagOp::Sub => a < b,
-            FlagOp::Sbb => {
-                let cin = a.wrapping_sub(b).wrapping_sub(r) & m;
-                u64::from(a) < u64::from(b) + u64::from(cin)
-            }
-            FlagOp::Logic => false,
-            FlagOp::Inc | FlagOp::Dec => self.aux & CF != 0,
-        }
+        self.aux & CF != 0
     }
 
     #[inline]
@@ -227,9 +235,8 @@ impl Lazy {
     /// INC/DEC keep CF: save it before recording the new operation.
     #[inline]
     pub fn set_incdec(&mut self, inc: bool, w: u8, a: u32, res: u32) {
-        let cf = if self.cf() { CF } else { 0 };
+        // `set` carries the old CF over for INC/DEC.
         self.set(if inc { FlagOp::Inc } else { FlagOp::Dec }, w, a, 1, res);
-        self.aux = cf;
     }
 
     /// Records flags computed eagerly: `cf_of_af` in EFLAGS positions, the rest from `res`.

@@ -36,6 +36,17 @@ fn main() {
         .filter(|p| p.extension().is_some_and(|x| x == "bin"))
         .collect();
     names.sort();
+    // `cargo bench -p hw --bench mips -- alu copy` runs only those.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !only.is_empty() {
+        names.retain(|p| {
+            let stem = p.file_stem().unwrap_or_default().to_string_lossy();
+            only.iter().any(|o| *o == stem)
+        });
+    }
     println!(
         "{:<12} {:>14} {:>10} {:>10} {:>10}",
         "benchmark", "instructions", "median", "min", "max"
