@@ -197,7 +197,7 @@ impl Lazy {
     }
 
     /// Evaluates condition code `cc` (the low nibble of Jcc/SETcc/CMOVcc opcodes).
-    #[inline]
+    #[inline(always)]
     pub fn cond(&self, cc: u8) -> bool {
         if self.op == FlagOp::Sub {
             // cmp/sub + jcc: answer from the operands without building flags.

@@ -28,8 +28,9 @@ fn jmp_rel(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
     jump_to(cpu, cpu.s.eip.wrapping_add(op.imm) & op.imm2)
 }
 
-fn jcc(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
-    if cpu.s.lazy.cond(op.x) {
+/// One handler per condition, so the condition folds into the flag evaluation.
+fn jcc<const CC: u8>(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
+    if cpu.s.lazy.cond(CC) {
         jump_to(cpu, cpu.s.eip.wrapping_add(op.imm) & op.imm2)
     } else {
         Ok(())
@@ -172,7 +173,7 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
         _ if i.is_jcc_short_or_near() => {
             op.x = cc_number(i);
             rel(i, op);
-            Some(jcc)
+            Some(JCC[usize::from(op.x)])
         }
         Mnemonic::Loop | Mnemonic::Loope | Mnemonic::Loopne | Mnemonic::Jcxz | Mnemonic::Jecxz => {
             op.x = match i.mnemonic() {
@@ -198,6 +199,25 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
         _ => None,
     }
 }
+
+const JCC: [Handler; 16] = [
+    jcc::<0>,
+    jcc::<1>,
+    jcc::<2>,
+    jcc::<3>,
+    jcc::<4>,
+    jcc::<5>,
+    jcc::<6>,
+    jcc::<7>,
+    jcc::<8>,
+    jcc::<9>,
+    jcc::<10>,
+    jcc::<11>,
+    jcc::<12>,
+    jcc::<13>,
+    jcc::<14>,
+    jcc::<15>,
+];
 
 /// The condition nibble of a Jcc/SETcc/CMOVcc (0 = O, 1 = NO, 2 = B, ... 0xF = G).
 pub fn cc_number(i: &Instruction) -> u8 {

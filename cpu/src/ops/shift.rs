@@ -55,6 +55,7 @@ fn bit(v: u32, n: u32) -> u32 {
 
 /// Computes `kind a, c` (with `c` in 1..=31) in `bits`-bit arithmetic and records the
 /// flags in `lazy`. Returns the result.
+#[inline(always)]
 fn shift(lazy: &mut Lazy, kind: u8, bits: u32, a: u32, c: u32) -> u32 {
     let mask = u32::MAX >> (32 - bits);
     let top = bits - 1;
@@ -138,6 +139,19 @@ fn flag_bits(cf: u32, of: u32) -> u32 {
 fn set_rotate_flags(lazy: &mut Lazy, cf: u32, of: u32) {
     let f = lazy.materialize() & !(CF | OF);
     lazy.set_flags(f | flag_bits(cf, of));
+}
+
+/// `shift r, imm` with the kind as a constant: the common shifts by a constant get a
+/// straight-line handler.
+fn shift_ri<W: RamAccess, const K: u8>(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
+    let c = op.imm & 0x1F;
+    if c == 0 {
+        return Ok(());
+    }
+    let a = W::get(&cpu.s, op.rm);
+    let r = shift(&mut cpu.s.lazy, K, W::BITS, a, c);
+    W::set(&mut cpu.s, op.rm, r);
+    Ok(())
 }
 
 /// `shift r, count`: rm = the register.
@@ -269,7 +283,18 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
     Some(match i.op_kind(0) {
         OpKind::Register => {
             op.rm = gpr(i.op0_register());
-            by_width!(w, shift_r)
+            if op.x & BY_CL != 0 {
+                by_width!(w, shift_r)
+            } else {
+                match kind {
+                    SHL => by_width!(w, shift_ri, { SHL }),
+                    SHR => by_width!(w, shift_ri, { SHR }),
+                    SAR => by_width!(w, shift_ri, { SAR }),
+                    ROL => by_width!(w, shift_ri, { ROL }),
+                    ROR => by_width!(w, shift_ri, { ROR }),
+                    _ => by_width!(w, shift_r),
+                }
+            }
         }
         OpKind::Memory => by_width!(w, shift_m),
         _ => return None,
