@@ -99,27 +99,31 @@ impl Cpu {
         } else {
             block.ops.len()
         };
-        let mut done = 0u64;
-        for op in &block.ops[..n] {
-            let eip = self.s.eip;
-            self.s.eip = eip.wrapping_add(u32::from(op.len));
+        // EIP lives in a register across the ops and is stored before each handler runs
+        // (handlers read it as the address of the next instruction).
+        let mut eip = self.s.eip;
+        let mut done = n;
+        for (k, op) in block.ops[..n].iter().enumerate() {
+            let next = eip.wrapping_add(u32::from(op.len));
+            self.s.eip = next;
             if let Err(e) = (op.f)(self, bus, op) {
                 if !e.trap {
                     self.s.eip = eip;
+                    done = k;
                 } else {
-                    done += 1;
+                    done = k + 1;
                 }
-                self.s.icount += done;
-                done = 0;
+                self.s.icount += done as u64;
                 self.deliver_exception(bus, e);
-                break;
+                return;
             }
-            done += 1;
             if self.stop_block {
+                done = k + 1;
                 break;
             }
+            eip = next;
         }
-        self.s.icount += done;
+        self.s.icount += done as u64;
     }
 
     /// Executes exactly one instruction (the monitor's single step, tests).

@@ -201,22 +201,8 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
 }
 
 const JCC: [Handler; 16] = [
-    jcc::<0>,
-    jcc::<1>,
-    jcc::<2>,
-    jcc::<3>,
-    jcc::<4>,
-    jcc::<5>,
-    jcc::<6>,
-    jcc::<7>,
-    jcc::<8>,
-    jcc::<9>,
-    jcc::<10>,
-    jcc::<11>,
-    jcc::<12>,
-    jcc::<13>,
-    jcc::<14>,
-    jcc::<15>,
+    jcc::<0>, jcc::<1>, jcc::<2>, jcc::<3>, jcc::<4>, jcc::<5>, jcc::<6>, jcc::<7>, jcc::<8>,
+    jcc::<9>, jcc::<10>, jcc::<11>, jcc::<12>, jcc::<13>, jcc::<14>, jcc::<15>,
 ];
 
 /// The condition nibble of a Jcc/SETcc/CMOVcc (0 = O, 1 = NO, 2 = B, ... 0xF = G).
