@@ -179,4 +179,152 @@ mod tests {
         }
         assert_eq!(save(&b), before);
     }
+
+    mod machine {
+        use std::sync::Arc;
+
+        use memory::{GuestMemory, GuestPhysAddr};
+        use savevm::{Config, Loaders, PageSource, RamSink, StreamReader, StreamWriter, PAGE_SIZE};
+
+        use crate::clock::ClockMode;
+        use crate::{BootSource, MachineConfig, PcMachine, RunEvent};
+
+        const RAM: u64 = 4 << 20;
+
+        struct Source<'a>(&'a GuestMemory);
+
+        impl PageSource for Source<'_> {
+            fn read_page(&mut self, page: u64, out: &mut [u8; PAGE_SIZE]) -> std::io::Result<()> {
+                self.0
+                    .read_phys(GuestPhysAddr(page * PAGE_SIZE as u64), out);
+                Ok(())
+            }
+        }
+
+        struct Sink<'a>(&'a GuestMemory);
+
+        impl RamSink for Sink<'_> {
+            fn zero_pages(&mut self, first: u64, count: u64) -> std::io::Result<()> {
+                let zero = [0u8; PAGE_SIZE];
+                for p in first..first + count {
+                    self.0
+                        .write_phys(GuestPhysAddr(p * PAGE_SIZE as u64), &zero);
+                }
+                Ok(())
+            }
+            fn write_page(&mut self, page: u64, data: &[u8; PAGE_SIZE]) -> std::io::Result<()> {
+                self.0
+                    .write_phys(GuestPhysAddr(page * PAGE_SIZE as u64), data);
+                Ok(())
+            }
+        }
+
+        fn new_machine() -> PcMachine {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/guests/timer.bin");
+            let image: Arc<[u8]> = std::fs::read(path).expect("timer.bin").into();
+            PcMachine::new(MachineConfig {
+                ram_size: RAM,
+                boot: BootSource::Multiboot {
+                    image,
+                    cmdline: "timer.bin ".into(),
+                },
+                debugcon_port: None,
+                clock: ClockMode::Deterministic { ns_per_insn: 10 },
+                no_reboot: true,
+            })
+            .unwrap()
+        }
+
+        fn config() -> Config {
+            Config {
+                machine: "pc".into(),
+                ram_size: RAM,
+                cpu_model: "pentium-pro".into(),
+            }
+        }
+
+        /// One slice of the run loop a frontend would drive; `Some` when the guest exits.
+        fn slice(m: &mut PcMachine, out: &mut Vec<u8>) -> Option<i32> {
+            let ev = m.run(5_000);
+            out.extend(m.take_serial_output());
+            match ev {
+                RunEvent::Exit(code) => Some(code),
+                RunEvent::Halted {
+                    deadline_ns: Some(d),
+                } => {
+                    m.board.clock.skip_to(d);
+                    None
+                }
+                RunEvent::Ran => None,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+
+        fn run_to_exit(m: &mut PcMachine, out: &mut Vec<u8>) -> i32 {
+            for _ in 0..100_000 {
+                if let Some(code) = slice(m, out) {
+                    return code;
+                }
+            }
+            panic!("guest did not finish");
+        }
+
+        /// The timer guest (PIC, PIT, interrupts, serial) saved mid-run, restored into a
+        /// new machine, finishes exactly as an uninterrupted run: same output, same exit,
+        /// same instruction count and virtual time.
+        #[test]
+        fn a_guest_saved_mid_run_finishes_the_same() {
+            let mut reference = new_machine();
+            let mut ref_out = Vec::new();
+            let ref_code = run_to_exit(&mut reference, &mut ref_out);
+            assert_eq!(ref_code, 1, "{}", String::from_utf8_lossy(&ref_out));
+
+            let mut a = new_machine();
+            let mut out = Vec::new();
+            while a.board.pic.state().master.imr != 0xFE || a.cpu.icount() < 200_000 {
+                assert_eq!(slice(&mut a, &mut out), None);
+            }
+            let at = a.cpu.icount();
+            assert!(at < reference.cpu.icount() / 2, "saved mid-run");
+            let mut w = StreamWriter::new(Vec::new(), &config(), 0).unwrap();
+            w.begin_ram_pass().unwrap();
+            w.put_ram(&mut Source(a.memory()), 0..RAM / PAGE_SIZE as u64)
+                .unwrap();
+            w.put_section(0, &a.cpu).unwrap();
+            w.put_section(0, &a.board.clock).unwrap();
+            w.put_section(0, &a.board.pic).unwrap();
+            w.put_section(0, &a.board.pit).unwrap();
+            w.put_section(0, &a.board.uart).unwrap();
+            w.put_section(0, &a.board.debug_exit).unwrap();
+            let (stream, _) = w.finish().unwrap();
+            drop(a);
+
+            let mut b = new_machine();
+            let mut r = StreamReader::new(stream.as_slice(), &config()).unwrap();
+            let mem = b.memory().clone();
+            let v = r.read_all(&mut Sink(&mem)).unwrap();
+            r.expect_eof().unwrap();
+            let board = &mut b.board;
+            let mut l = Loaders::new();
+            l.add(0, &mut b.cpu)
+                .add(0, &mut board.clock)
+                .add(0, &mut board.pic)
+                .add(0, &mut board.pit)
+                .add(0, &mut board.uart)
+                .add(0, &mut board.debug_exit);
+            v.load_into(&mut l).unwrap();
+            b.cpu.flush_code();
+            assert_eq!(b.cpu.icount(), at);
+
+            let code = run_to_exit(&mut b, &mut out);
+            assert_eq!(code, ref_code);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&ref_out)
+            );
+            assert_eq!(b.cpu.icount(), reference.cpu.icount());
+            assert_eq!(b.board.clock.now_ns(), reference.board.clock.now_ns());
+            assert_eq!(b.cpu.s.gpr, reference.cpu.s.gpr);
+        }
+    }
 }
