@@ -1974,7 +1974,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "JMP/CALL m16:16 now reach the system group but the run still ends in #UD: under investigation"]
     fn far_jmp_and_call_through_m16_16() {
         let (end, s) = run(FARM16);
         assert_eq!(end, SnippetEnd::Done);
