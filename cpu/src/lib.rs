@@ -32,6 +32,7 @@ pub mod mem;
 pub mod ops;
 pub mod seg;
 pub mod state;
+mod task;
 pub mod testing;
 pub mod tlb;
 pub mod translate;

@@ -8,10 +8,13 @@ use crate::state::*;
 use crate::width::W8;
 use crate::{Bus, Cpu};
 
-/// CPUID leaf 1 EDX: what this CPU implements, nothing more (TSC, CMPXCHG8B, CMOVcc).
-pub const CPUID_1_EDX: u32 = (1 << 4) | (1 << 8) | (1 << 15);
-/// Family 6, model 1, stepping 1: a Pentium Pro.
-pub const CPUID_SIGNATURE: u32 = 0x0000_0611;
+/// CPUID leaf 1 EDX: what this CPU implements, nothing more (TSC, CMPXCHG8B,
+/// SYSENTER/SYSEXIT, CMOVcc).
+pub const CPUID_1_EDX: u32 = (1 << 4) | (1 << 8) | (1 << 11) | (1 << 15);
+/// Family 6, model 3, stepping 3: a Pentium II. Software ignores the SEP bit on family 6
+/// below model 3 stepping 3, where SYSENTER was not usable, so a CPU that offers it must
+/// say it is at least this one.
+pub const CPUID_SIGNATURE: u32 = 0x0000_0633;
 
 /// Whether the IOPL-sensitive instructions (CLI, STI) are allowed.
 fn iopl_ok(cpu: &Cpu) -> bool {
