@@ -152,3 +152,43 @@ pub enum Escalation {
 }
 
 pub type Result<T> = std::result::Result<T, Exception>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_fault_table() {
+        use Escalation::*;
+        let ud = Exception::ud();
+        let gp = Exception::gp(0);
+        let pf = Exception::with_error(PF, 2);
+        let df = Exception::df();
+        let db = Exception::fault(DB);
+        let cases = [
+            (ud, gp, Serial),
+            (ud, pf, Serial),
+            (ud, db, Serial),
+            (gp, db, Serial),
+            (gp, Exception::np(0x10), DoubleFault),
+            (Exception::de(), Exception::ts(0x28), DoubleFault),
+            (Exception::ss(0), pf, Serial),
+            (pf, db, Serial),
+            (pf, gp, DoubleFault),
+            (pf, pf, DoubleFault),
+            (df, db, Serial),
+            (df, gp, Shutdown),
+            (df, pf, Shutdown),
+        ];
+        for (first, second, want) in cases {
+            assert_eq!(
+                first.then(&second),
+                want,
+                "{} then {}",
+                first.name(),
+                second.name()
+            );
+        }
+        assert_eq!(df.error(), Some(0));
+    }
+}

@@ -397,3 +397,375 @@ mod tests {
         assert!(!stack_room(&ss, 0x2000, 4), "read-only stack");
     }
 }
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::*;
+    use crate::exception::{DF, GP, NP, SS as SS_FAULT, TS};
+    use crate::testbed::*;
+    use crate::Exit;
+
+    const HANDLER: u32 = 0x1_1000;
+    /// Below 64 KiB, for 16-bit gates.
+    const HANDLER16: u32 = 0x8800;
+
+    fn err(vector: u8, code: u32) -> Result<()> {
+        Err(Exception::with_error(vector, code))
+    }
+
+    /// A CPU at ring 3 about to run `int 0x80` (gate DPL 3 to a ring-0 HLT).
+    fn ring3_bed() -> Bed {
+        let mut b = Bed::new();
+        b.gate(0x80, CODE0, HANDLER, INT_GATE_DPL3);
+        b.write(HANDLER, &[0xF4]);
+        b.write(CODE, &[0xCD, 0x80]);
+        b.enter_ring3(CODE);
+        b
+    }
+
+    #[test]
+    fn int_from_ring3_switches_to_the_tss_stack() {
+        let mut b = ring3_bed();
+        b.cpu.set_eflags(IF, IF);
+        b.run_to(HANDLER);
+        let s = &b.cpu.s;
+        assert_eq!(s.cpl, 0);
+        assert_eq!(s.seg[CS].selector, CODE0);
+        assert_eq!(s.seg[SS].selector, DATA0, "SS0 from the TSS");
+        assert_eq!(s.gpr[ESP], STACK0 - 20, "ESP0 less a 5-slot frame");
+        assert_eq!(s.eflags & IF, 0, "an interrupt gate clears IF");
+        assert_eq!(s.seg[DS].selector, DATA3, "data segments stay");
+        assert_eq!(b.r32(STACK0 - 20), CODE + 2, "EIP after INT");
+        assert_eq!(b.r32(STACK0 - 16), u32::from(CODE3));
+        assert_eq!(b.r32(STACK0 - 12) & IF, IF, "EFLAGS image");
+        assert_eq!(b.r32(STACK0 - 8), STACK3, "old ESP");
+        assert_eq!(b.r32(STACK0 - 4), u32::from(DATA3), "old SS");
+    }
+
+    #[test]
+    fn exception_from_ring3_pushes_its_error_code() {
+        let mut b = ring3_bed();
+        // cli at IOPL 0
+        b.write(CODE, &[0xFA]);
+        b.gate(13, CODE0, HANDLER, INT_GATE);
+        b.run_to(HANDLER);
+        assert_eq!(b.cpu.s.gpr[ESP], STACK0 - 24);
+        assert_eq!(b.r32(STACK0 - 24), 0, "error code");
+        assert_eq!(b.r32(STACK0 - 20), CODE, "EIP of the faulting CLI");
+        assert_eq!(b.r32(STACK0 - 8), STACK3);
+    }
+
+    #[test]
+    fn software_int_through_a_dpl0_gate_is_gp() {
+        let mut b = ring3_bed();
+        b.gate(0x80, CODE0, HANDLER, INT_GATE);
+        b.gate(13, CODE0, HANDLER, INT_GATE);
+        b.run_to(HANDLER);
+        assert_eq!(b.r32(STACK0 - 24), 0x80 * 8 + 2, "IDT bit, no EXT");
+        assert_eq!(b.r32(STACK0 - 20), CODE, "EIP of the INT");
+        // A hardware interrupt does not look at the gate's DPL.
+        let mut b = ring3_bed();
+        b.gate(0x80, CODE0, HANDLER, INT_GATE);
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x80, Source::External), Ok(()));
+        assert_eq!(b.cpu.s.cpl, 0);
+    }
+
+    #[test]
+    fn trap_gate_keeps_if() {
+        let mut b = ring3_bed();
+        b.gate(0x80, CODE0, HANDLER, TRAP_GATE_DPL3);
+        b.cpu.set_eflags(IF, IF);
+        b.run_to(HANDLER);
+        assert_eq!(b.cpu.s.eflags & IF, IF);
+    }
+
+    #[test]
+    fn gate_faults_carry_idt_and_ext_bits() {
+        let mut b = Bed::new();
+        let sw = Source::Software;
+        let hw = Source::External;
+        // Not present.
+        b.gate(0x30, CODE0, HANDLER, INT_GATE & 0x7F);
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x30, sw), err(NP, 0x182));
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x30, hw), err(NP, 0x183));
+        // Not a gate type: a call gate, a data descriptor.
+        b.gate(0x31, CODE0, HANDLER, 0x8C);
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x31, hw), err(GP, 0x18B));
+        b.gate(0x32, CODE0, HANDLER, 0x92);
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x32, sw), err(GP, 0x192));
+        // Beyond the IDT limit.
+        b.cpu.s.idtr.limit = 0x40 * 8 - 1;
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x40, sw), err(GP, 0x202));
+        let e = Source::Exception(Some(0));
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x40, e), err(GP, 0x203));
+    }
+
+    #[test]
+    fn handler_segment_faults_carry_the_selector() {
+        let mut b = Bed::new();
+        let hw = Source::External;
+        let cases = [
+            (0x0000, err(GP, 1)),     // null
+            (0x0200, err(GP, 0x201)), // beyond the GDT
+            (DATA0, err(GP, 0x11)),   // not code
+            (CODE3, err(GP, 0x19)),   // DPL 3 > CPL 0
+            (0x58, err(NP, 0x59)),    // not present
+        ];
+        b.desc(11, seg_desc(0, 0xFFFFF, 0x1A, 0xC));
+        for (sel, want) in cases {
+            b.gate(0x30, sel, HANDLER, INT_GATE);
+            assert_eq!(b.cpu.interrupt(&mut b.bus, 0x30, hw), want, "{sel:#x}");
+        }
+        // An offset beyond the handler segment's limit.
+        b.gate(0x30, CODE16, 0xFFF0, INT_GATE);
+        b.desc(9, seg_desc(0, 0xFFEF, 0x9A, 0));
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x30, hw), err(GP, 1));
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x30, Source::Software),
+            err(GP, 0)
+        );
+    }
+
+    #[test]
+    fn inner_stack_faults_and_nothing_changes() {
+        let sw = Source::Software;
+        let ex = Source::Exception(Some(0));
+        type Setup = (&'static str, fn(&mut Bed), u8, u32);
+        let setups: [Setup; 8] = [
+            ("SS0 null", |b| b.w16(TSS + 8, 0), TS, 0),
+            ("SS0 RPL 3", |b| b.w16(TSS + 8, 0x13), TS, 0x10),
+            (
+                "SS0 DPL 3",
+                |b| b.w16(TSS + 8, u32::from(DATA3 & !3)),
+                TS,
+                0x20,
+            ),
+            ("SS0 code", |b| b.w16(TSS + 8, u32::from(CODE0)), TS, 0x08),
+            (
+                "SS0 read-only",
+                |b| b.desc(2, seg_desc(0, 0xFFFFF, 0x90, 0xC)),
+                TS,
+                0x10,
+            ),
+            (
+                "SS0 not present",
+                |b| b.desc(2, seg_desc(0, 0xFFFFF, 0x12, 0xC)),
+                SS_FAULT,
+                0x10,
+            ),
+            (
+                "no room on the new stack",
+                |b| b.desc(2, seg_desc(0, 0x6FF0, 0x92, 0x4)),
+                SS_FAULT,
+                0x10,
+            ),
+            (
+                "TSS too short for SS0",
+                |b| {
+                    b.desc(5, seg_desc(TSS, 8, 0x8B, 0));
+                    b.cpu.s.tr.limit = 8;
+                },
+                TS,
+                0x28,
+            ),
+        ];
+        for (what, setup, vector, code) in setups {
+            for (src, ext) in [(sw, 0), (ex, 1)] {
+                let mut b = ring3_bed();
+                setup(&mut b);
+                let before = b.cpu.s.clone();
+                let want = err(vector, code + ext);
+                assert_eq!(b.cpu.interrupt(&mut b.bus, 0x80, src), want, "{what}");
+                b.cpu.s.halted = before.halted;
+                assert_eq!(b.cpu.s, before, "{what}: state changed");
+            }
+        }
+    }
+
+    #[test]
+    fn same_ring_stack_without_room_is_ss_ext() {
+        let mut b = Bed::new();
+        b.gate(0x30, CODE0, HANDLER, INT_GATE);
+        b.cpu.s.gpr[ESP] = 8;
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x30, Source::External),
+            err(SS_FAULT, 1)
+        );
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x30, Source::Software),
+            err(SS_FAULT, 0)
+        );
+        assert_eq!(b.cpu.s.gpr[ESP], 8);
+    }
+
+    #[test]
+    fn sixteen_bit_tss_and_gate() {
+        let mut b = ring3_bed();
+        // TR: a 286 TSS whose SP0:SS0 are 0x6800:DATA0.
+        b.desc(11, seg_desc(TSS2, 0x2B, 0x83, 0));
+        b.w16(TSS2 + 2, 0x6800);
+        b.w16(TSS2 + 4, u32::from(DATA0));
+        b.cpu.s.tr = crate::seg::Descriptor {
+            lo: seg_desc(TSS2, 0x2B, 0x83, 0) as u32,
+            hi: (seg_desc(TSS2, 0x2B, 0x83, 0) >> 32) as u32,
+        }
+        .to_segment(0x58);
+        b.gate(0x80, CODE0, HANDLER16, INT_GATE16_DPL3);
+        b.write(HANDLER16, &[0xF4]);
+        b.run_to(HANDLER16);
+        assert_eq!(b.cpu.s.gpr[ESP], 0x6800 - 10);
+        assert_eq!(b.r16(0x6800 - 10), (CODE + 2) & 0xFFFF, "IP");
+        assert_eq!(b.r16(0x6800 - 8), u32::from(CODE3));
+        assert_eq!(b.r16(0x6800 - 4), STACK3 & 0xFFFF, "SP");
+        assert_eq!(b.r16(0x6800 - 2), u32::from(DATA3));
+        // A 286 TSS too short for SP0:SS0.
+        let mut b = ring3_bed();
+        b.cpu.s.tr.attr = ATTR_P | 3;
+        b.cpu.s.tr.limit = 4;
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x80, Source::Software),
+            err(TS, 0x28)
+        );
+    }
+
+    #[test]
+    fn conforming_handler_runs_in_the_current_ring() {
+        let mut b = ring3_bed();
+        b.gate(0x80, CONFORMING0, HANDLER, INT_GATE_DPL3);
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x80, Source::Software), Ok(()));
+        let s = &b.cpu.s;
+        assert_eq!(s.cpl, 3);
+        assert_eq!(s.seg[CS].selector, CONFORMING0 | 3, "RPL = CPL");
+        assert_eq!(s.seg[SS].selector, DATA3, "no stack switch");
+        assert_eq!(s.gpr[ESP], STACK3 - 12);
+        assert_eq!(s.eip, HANDLER);
+    }
+
+    /// A CPU in V86 mode at 1000:0010 with SS:SP 2000:0100 and distinct data segments.
+    fn v86_bed() -> Bed {
+        let mut b = Bed::new();
+        b.gate(0x21, CODE0, HANDLER, INT_GATE_DPL3);
+        let mut s = b.cpu.s.clone();
+        s.eflags |= VM | IOPL;
+        for (n, sel) in [0x4000u16, 0x1000, 0x2000, 0x3000, 0x5000, 0x6000]
+            .iter()
+            .enumerate()
+        {
+            s.seg[n] = Segment::v86(*sel);
+        }
+        s.cpl = 3;
+        s.eip = 0x10;
+        s.gpr[ESP] = 0x100;
+        b.cpu.set_state(s);
+        b
+    }
+
+    #[test]
+    fn interrupt_from_v86_saves_and_nulls_the_segments() {
+        for (src, extra) in [(Source::Software, 0), (Source::Exception(Some(0)), 4)] {
+            let mut b = v86_bed();
+            assert_eq!(b.cpu.interrupt(&mut b.bus, 0x21, src), Ok(()));
+            let s = b.cpu.s.clone();
+            assert_eq!(s.eflags & VM, 0);
+            assert_eq!(s.cpl, 0);
+            assert_eq!(s.seg[SS].selector, DATA0);
+            let top = STACK0;
+            assert_eq!(s.gpr[ESP], top - 36 - extra);
+            for seg in [ES, DS, FS, GS] {
+                assert_eq!(s.seg[seg].selector, 0);
+                assert!(!s.seg[seg].usable);
+            }
+            let frame: Vec<u32> = (0..9).map(|n| b.r32(top - 36 + 4 * n)).collect();
+            assert_eq!(frame[0], 0x10, "EIP");
+            assert_eq!(frame[1], 0x1000, "CS");
+            assert_eq!(frame[2] & VM, VM, "EFLAGS with VM");
+            assert_eq!(frame[3..], [0x100, 0x2000, 0x4000, 0x3000, 0x5000, 0x6000]);
+        }
+    }
+
+    #[test]
+    fn v86_may_only_enter_ring0_non_conforming_code() {
+        let mut b = v86_bed();
+        b.gate(0x21, CODE3, HANDLER, INT_GATE_DPL3);
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x21, Source::Software),
+            err(GP, 0x18)
+        );
+        b.gate(0x21, CONFORMING0, HANDLER, INT_GATE_DPL3);
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x21, Source::External),
+            err(GP, 0x41)
+        );
+        b.gate(0x21, CODE1, HANDLER, INT_GATE_DPL3);
+        assert_eq!(
+            b.cpu.interrupt(&mut b.bus, 0x21, Source::External),
+            err(GP, 0x31)
+        );
+        assert_eq!(b.cpu.s.eflags & VM, VM);
+    }
+
+    #[test]
+    fn hardware_interrupt_in_v86_reaches_ring0() {
+        let mut b = v86_bed();
+        b.gate(0x21, CODE0, HANDLER, INT_GATE);
+        b.cpu.deliver_external(&mut b.bus, 0x21);
+        assert_eq!(b.cpu.s.cpl, 0);
+        assert_eq!(b.cpu.s.eip, HANDLER);
+    }
+
+    /// `mov eax, 0x58; mov ds, ax` with GDT entry 11 (0x58) a data segment not present,
+    /// and no #NP gate.
+    fn np_bed() -> Bed {
+        let mut b = Bed::new();
+        b.desc(11, seg_desc(0, 0xFFFFF, 0x12, 0xC));
+        b.write(CODE, &[0xB8, 0x58, 0x00, 0x00, 0x00, 0x8E, 0xD8]);
+        b.write(HANDLER, &[0xF4]);
+        b
+    }
+
+    #[test]
+    fn np_while_delivering_np_is_a_double_fault() {
+        let mut b = np_bed();
+        b.gate(DF, CODE0, HANDLER, INT_GATE);
+        b.run_to(HANDLER);
+        assert_eq!(b.cpu.s.gpr[ESP], STACK0 - 16);
+        assert_eq!(b.r32(STACK0 - 16), 0, "#DF error code");
+        assert_eq!(b.r32(STACK0 - 12), CODE + 5, "EIP of the MOV");
+        assert_eq!(b.cpu.last_exception, Some(Exception::np(0x58)));
+    }
+
+    #[test]
+    fn fault_while_delivering_df_shuts_down() {
+        let mut b = np_bed();
+        assert_eq!(b.run(), Exit::Shutdown);
+        assert!(b.cpu.s.shutdown);
+    }
+
+    #[test]
+    fn benign_then_contributory_is_delivered_serially() {
+        let mut b = Bed::new();
+        // ud2 with the #UD gate not present: #NP(6 * 8 + 2 + EXT) goes to the #NP handler.
+        b.write(CODE, &[0x0F, 0x0B]);
+        b.gate(6, CODE0, HANDLER, INT_GATE & 0x7F);
+        b.gate(NP, CODE0, HANDLER, INT_GATE);
+        b.write(HANDLER, &[0xF4]);
+        b.run_to(HANDLER);
+        assert_eq!(b.r32(STACK0 - 16), 6 * 8 + 3);
+        assert_eq!(b.r32(STACK0 - 12), CODE);
+    }
+
+    #[test]
+    fn contributory_after_serial_np_still_double_faults() {
+        // #UD -> (gate missing) #NP -> (its handler's segment not present) #NP: the
+        // second contributory fault escalates, even though the first step was serial.
+        let mut b = np_bed();
+        b.write(CODE, &[0x0F, 0x0B]);
+        b.gate(6, CODE0, HANDLER, INT_GATE & 0x7F);
+        b.gate(NP, 0x58, HANDLER, INT_GATE);
+        b.desc(11, seg_desc(0, 0xFFFFF, 0x1A, 0xC));
+        b.gate(DF, CODE0, HANDLER, INT_GATE);
+        b.run_to(HANDLER);
+        assert_eq!(b.r32(STACK0 - 16), 0);
+        assert_eq!(b.r32(STACK0 - 12), CODE);
+    }
+}

@@ -2240,3 +2240,311 @@ mod tests {
         assert_eq!(s.gpr[ESP], 0x3_0000);
     }
 }
+
+#[cfg(test)]
+mod gate_tests {
+    //! Call gates, SYSENTER/SYSEXIT and their MSRs on the protected-mode test bed. Code
+    //! bytes are hand-assembled; each line's comment is its source.
+
+    use super::*;
+    use crate::testbed::*;
+    use crate::Exit;
+
+    const HANDLER: u32 = 0x1_1000;
+    const GP_HANDLER: u32 = 0x1_1800;
+    /// Below 64 KiB, for 16-bit gates.
+    const HANDLER16: u32 = 0x8800;
+    const GATE32: u16 = 0x58;
+    const GATE16: u16 = 0x60;
+
+    fn bed() -> Bed {
+        let mut b = Bed::new();
+        b.desc(11, gate_desc(CODE0, HANDLER, 0xEC, 2));
+        b.desc(12, gate_desc(CODE0, HANDLER16, 0xE4, 1));
+        b.gate(13, CODE0, GP_HANDLER, INT_GATE);
+        b.write(GP_HANDLER, &[0xF4]);
+        b.write(HANDLER16, &[0xF4]);
+        b
+    }
+
+    fn far(opcode: u8, sel: u16) -> Vec<u8> {
+        let s = sel.to_le_bytes();
+        vec![opcode, 0, 0, 0, 0, s[0], s[1]]
+    }
+
+    /// Runs from the current state and expects the fault `want` (no handler for it).
+    fn expect_fault(b: &mut Bed, want: Exception) {
+        b.gate(13, 0, 0, 0);
+        assert_eq!(b.run(), Exit::Shutdown);
+        assert_eq!(b.cpu.last_exception, Some(want));
+    }
+
+    #[test]
+    fn call_gate_to_ring0_copies_parameters_and_retf_returns() {
+        let mut b = bed();
+        let mut code = vec![
+            0x68, 0x11, 0x11, 0x11, 0x11, // push 0x11111111
+            0x68, 0x22, 0x22, 0x22, 0x22, // push 0x22222222
+        ];
+        code.extend(far(0x9A, GATE32 | 3)); // call 0x5B:0
+        code.push(0xFA); // cli (CPL 3, IOPL 0: #GP)
+        b.write(CODE, &code);
+        b.write(
+            HANDLER,
+            &[
+                0xF4, // hlt
+                0xB8, 0x10, 0x00, 0x00, 0x00, // mov eax, 0x10
+                0x8E, 0xD8, // mov ds, ax
+                0xCA, 0x08, 0x00, // retf 8
+            ],
+        );
+        b.enter_ring3(CODE);
+        b.run_to(HANDLER);
+        let s = b.cpu.s.clone();
+        assert_eq!((s.cpl, s.seg[SS].selector), (0, DATA0));
+        assert_eq!(s.gpr[ESP], STACK0 - 24);
+        let frame: Vec<u32> = (0..6).map(|n| b.r32(STACK0 - 24 + 4 * n)).collect();
+        assert_eq!(
+            frame,
+            [
+                CODE + 17,
+                u32::from(CODE3),
+                0x2222_2222,
+                0x1111_1111,
+                STACK3 - 8,
+                u32::from(DATA3)
+            ]
+        );
+        // RETF 8 back to ring 3, which then faults on CLI.
+        b.cpu.s.halted = false;
+        b.run_to(GP_HANDLER);
+        assert_eq!(b.r32(STACK0 - 20), CODE + 17, "back after the CALL");
+        assert_eq!(b.r32(STACK0 - 8), STACK3, "RETF 8 released the parameters");
+        assert_eq!(
+            b.cpu.s.seg[DS].selector, 0,
+            "DS (DPL 0) nulled on the way out"
+        );
+        assert!(!b.cpu.s.seg[DS].usable);
+        assert_eq!(b.cpu.s.seg[ES].selector, DATA3, "ES (DPL 3) kept");
+    }
+
+    #[test]
+    fn sixteen_bit_call_gate_copies_words() {
+        let mut b = bed();
+        let mut code = vec![0x66, 0x68, 0x33, 0x33]; // push word 0x3333
+        code.extend(far(0x9A, GATE16 | 3)); // call 0x63:0
+        b.write(CODE, &code);
+        b.enter_ring3(CODE);
+        b.run_to(HANDLER16);
+        assert_eq!(b.cpu.s.gpr[ESP], STACK0 - 10);
+        let frame: Vec<u32> = (0..5).map(|n| b.r16(STACK0 - 10 + 2 * n)).collect();
+        assert_eq!(
+            frame,
+            [
+                (CODE + 11) & 0xFFFF,
+                u32::from(CODE3),
+                0x3333,
+                (STACK3 - 2) & 0xFFFF,
+                u32::from(DATA3)
+            ]
+        );
+        assert_eq!(b.cpu.s.eip, HANDLER16 + 1);
+    }
+
+    #[test]
+    fn jmp_and_call_through_a_gate_at_the_same_privilege() {
+        let mut b = bed();
+        b.write(CODE, &far(0xEA, GATE32)); // jmp 0x58:0
+        b.write(HANDLER, &[0xF4]);
+        b.run_to(HANDLER);
+        assert_eq!(b.cpu.s.gpr[ESP], STACK0, "JMP pushes nothing");
+        // A call to a conforming segment from ring 3: no stack switch, CPL stays 3.
+        let mut b = bed();
+        b.desc(11, gate_desc(CONFORMING0, HANDLER, 0xEC, 2));
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        // The handler: cli (#GP at CPL 3 shows the ring it runs in).
+        b.write(HANDLER, &[0xFA]);
+        b.enter_ring3(CODE);
+        b.run_to(GP_HANDLER);
+        assert_eq!(
+            b.r32(STACK0 - 16),
+            u32::from(CONFORMING0 | 3),
+            "CS of the handler"
+        );
+        assert_eq!(b.r32(STACK0 - 8), STACK3 - 8, "CS:EIP on the ring-3 stack");
+        assert_eq!(b.r32(STACK3 - 8), CODE + 7);
+        assert_eq!(b.r32(STACK3 - 4), u32::from(CODE3));
+    }
+
+    #[test]
+    fn call_gate_in_the_ldt() {
+        let mut b = bed();
+        b.desc(13, seg_desc(LDT, 0xF, 0x82, 0));
+        b.write(LDT + 8, &gate_desc(CODE0, HANDLER, 0xEC, 0).to_le_bytes());
+        b.cpu.s.ldtr = crate::seg::Descriptor {
+            lo: seg_desc(LDT, 0xF, 0x82, 0) as u32,
+            hi: (seg_desc(LDT, 0xF, 0x82, 0) >> 32) as u32,
+        }
+        .to_segment(0x68);
+        b.write(CODE, &far(0x9A, 0x0F)); // call 0x0F:0 (LDT entry 1, RPL 3)
+        b.write(HANDLER, &[0xF4]);
+        b.enter_ring3(CODE);
+        b.run_to(HANDLER);
+        assert_eq!(b.cpu.s.cpl, 0);
+        assert_eq!(b.cpu.s.gpr[ESP], STACK0 - 16);
+    }
+
+    #[test]
+    fn call_gate_faults() {
+        // JMP through a gate cannot raise the privilege: #GP(code selector).
+        let mut b = bed();
+        b.write(CODE, &far(0xEA, GATE32 | 3));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::gp(u32::from(CODE0)));
+        // Gate DPL 0 < CPL 3.
+        let mut b = bed();
+        b.desc(11, gate_desc(CODE0, HANDLER, 0x8C, 0));
+        b.write(CODE, &far(0x9A, GATE32));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::gp(u32::from(GATE32)));
+        // Gate DPL 0 < RPL 3 at CPL 0.
+        let mut b = bed();
+        b.desc(11, gate_desc(CODE0, HANDLER, 0x8C, 0));
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        expect_fault(&mut b, Exception::gp(u32::from(GATE32)));
+        // Gate not present.
+        let mut b = bed();
+        b.desc(11, gate_desc(CODE0, HANDLER, 0x6C, 0));
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::np(u32::from(GATE32)));
+        // Target segment not present.
+        let mut b = bed();
+        b.desc(14, seg_desc(0, 0xFFFFF, 0x1A, 0xC));
+        b.desc(11, gate_desc(0x70, HANDLER, 0xEC, 0));
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::np(0x70));
+        // A null target selector.
+        let mut b = bed();
+        b.desc(11, gate_desc(0, HANDLER, 0xEC, 0));
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::gp(0));
+        // The inner stack: SS0 not present, then too small for the frame.
+        let mut b = bed();
+        b.desc(2, seg_desc(0, 0xFFFFF, 0x12, 0xC));
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::ss(u32::from(DATA0)));
+        let mut b = bed();
+        b.w32(TSS + 4, 20); // 24 bytes needed: SS, ESP, 2 parameters, CS, EIP
+        b.write(CODE, &far(0x9A, GATE32 | 3));
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::ss(u32::from(DATA0)));
+        assert_eq!(b.cpu.s.cpl, 3, "nothing changed");
+        assert_eq!(b.cpu.s.gpr[ESP], STACK3);
+    }
+
+    #[test]
+    fn sysenter_and_sysexit_round_trip() {
+        let mut b = bed();
+        b.cpu.s.sysenter_cs = u32::from(CODE0);
+        b.cpu.s.sysenter_esp = STACK0 - 0x100;
+        b.cpu.s.sysenter_eip = HANDLER;
+        b.write(CODE, &[0x0F, 0x34, 0xFA]); // sysenter; cli
+        b.write(
+            HANDLER,
+            &[
+                0xF4, // hlt
+                0xB9, 0x00, 0x80, 0x00, 0x00, // mov ecx, 0x8000
+                0xBA, 0x02, 0x00, 0x01, 0x00, // mov edx, CODE + 2
+                0x0F, 0x35, // sysexit
+            ],
+        );
+        b.enter_ring3(CODE);
+        b.cpu.set_eflags(IF, IF);
+        b.run_to(HANDLER);
+        let s = b.cpu.s.clone();
+        assert_eq!(
+            (s.cpl, s.seg[CS].selector, s.seg[SS].selector),
+            (0, CODE0, DATA0)
+        );
+        assert_eq!(s.gpr[ESP], STACK0 - 0x100);
+        assert_eq!(s.eflags & IF, 0);
+        assert_eq!(s.seg[CS].limit, u32::MAX);
+        b.cpu.s.halted = false;
+        b.run_to(GP_HANDLER);
+        assert_eq!(
+            b.r32(STACK0 - 20),
+            CODE + 2,
+            "the CLI after SYSENTER, at ring 3"
+        );
+        assert_eq!(
+            b.r32(STACK0 - 16),
+            u32::from(CODE3),
+            "CS = SYSENTER_CS + 16, RPL 3"
+        );
+        assert_eq!(b.r32(STACK0 - 8), 0x8000, "ESP = ECX");
+        assert_eq!(
+            b.r32(STACK0 - 4),
+            u32::from(DATA3),
+            "SS = SYSENTER_CS + 24, RPL 3"
+        );
+    }
+
+    #[test]
+    fn sysenter_and_sysexit_faults() {
+        let mut b = bed();
+        b.write(CODE, &[0x0F, 0x34]);
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::gp(0));
+        let mut b = bed();
+        b.cpu.s.sysenter_cs = u32::from(CODE0);
+        b.write(CODE, &[0x0F, 0x35]);
+        b.enter_ring3(CODE);
+        expect_fault(&mut b, Exception::gp(0));
+        let mut b = bed();
+        b.write(CODE, &[0x0F, 0x35]);
+        expect_fault(&mut b, Exception::gp(0));
+        // Real mode: SYSENTER is #GP(0) whatever the MSRs say.
+        let mut b = bed();
+        b.cpu.s.sysenter_cs = u32::from(CODE0);
+        b.cpu.s.cr0 &= !CR0_PE;
+        b.write(CODE, &[0x0F, 0x34]);
+        b.cpu.step(&mut b.bus);
+        assert_eq!(b.cpu.last_exception, Some(Exception::gp(0)));
+    }
+
+    #[test]
+    fn sysenter_msrs_read_back() {
+        let mut b = bed();
+        b.write(
+            CODE,
+            &[
+                0xB9, 0x74, 0x01, 0x00, 0x00, // mov ecx, 0x174
+                0xB8, 0x08, 0x00, 0x00, 0x00, // mov eax, 8
+                0x31, 0xD2, // xor edx, edx
+                0x0F, 0x30, // wrmsr
+                0x41, // inc ecx
+                0xB8, 0x00, 0x70, 0x00, 0x00, // mov eax, 0x7000
+                0x0F, 0x30, // wrmsr
+                0x41, // inc ecx
+                0xB8, 0x00, 0x10, 0x01, 0x00, // mov eax, 0x11000
+                0x0F, 0x30, // wrmsr
+                0xB9, 0x74, 0x01, 0x00, 0x00, // mov ecx, 0x174
+                0x0F, 0x32, // rdmsr
+                0x89, 0xC3, // mov ebx, eax
+                0xF4, // hlt
+            ],
+        );
+        b.run_to(CODE + 39);
+        let s = &b.cpu.s;
+        assert_eq!(
+            (s.sysenter_cs, s.sysenter_esp, s.sysenter_eip),
+            (8, 0x7000, HANDLER)
+        );
+        assert_eq!(s.gpr[EBX], 8);
+        assert_eq!(s.gpr[EDX], 0);
+    }
+}
