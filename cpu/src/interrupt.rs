@@ -629,6 +629,17 @@ mod delivery_tests {
     }
 
     #[test]
+    fn ring1_handler_uses_ss1_esp1() {
+        let mut b = ring3_bed();
+        b.gate(0x80, CODE1, HANDLER, INT_GATE_DPL3);
+        assert_eq!(b.cpu.interrupt(&mut b.bus, 0x80, Source::Software), Ok(()));
+        let s = &b.cpu.s;
+        assert_eq!((s.cpl, s.seg[CS].selector), (1, CODE1));
+        assert_eq!((s.seg[SS].selector, s.gpr[ESP]), (DATA1, STACK1 - 20));
+        assert_eq!(b.r32(STACK1 - 4), u32::from(DATA3));
+    }
+
+    #[test]
     fn conforming_handler_runs_in_the_current_ring() {
         let mut b = ring3_bed();
         b.gate(0x80, CONFORMING0, HANDLER, INT_GATE_DPL3);
