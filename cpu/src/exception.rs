@@ -26,7 +26,10 @@ pub const AC: u8 = 17;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Exception {
     pub vector: u8,
-    /// Completed instruction (INT3, INTO, debug traps): EIP is already past it.
+    /// EIP is already where the handler must see it: past a completed instruction (INT3,
+    /// INTO, debug traps), or at the first instruction of a task whose switch committed
+    /// before the fault (a fault in the new task's context, never escalated to #DF with
+    /// the event that caused the switch).
     pub trap: bool,
     /// Error codes are at most 16 bits wide on a 32-bit CPU (selector or #PF bits).
     pub error_code: Option<u16>,
@@ -46,6 +49,11 @@ impl Exception {
             error_code: Some(error as u16),
             trap: false,
         }
+    }
+
+    /// The same fault raised after a task switch committed: it belongs to the new task.
+    pub const fn in_new_task(self) -> Self {
+        Self { trap: true, ..self }
     }
 
     /// The error code pushed with the exception, if it has one.
@@ -77,9 +85,36 @@ impl Exception {
         Self::with_error(TS, error)
     }
 
+    /// #DF; its error code is always 0.
+    pub const fn df() -> Self {
+        Self::with_error(DF, 0)
+    }
+
     /// #DE, #TS, #NP, #SS, #GP: the "contributory" class that escalates to #DF.
     pub fn contributory(&self) -> bool {
         matches!(self.vector, DE | TS | NP | SS | GP)
+    }
+
+    /// What follows when `second` is raised while the CPU delivers `self`, by the SDM's
+    /// table of exception classes:
+    ///
+    /// ```text
+    ///  first \ second   benign    contributory   page fault
+    ///  benign            serial    serial         serial
+    ///  contributory      serial    #DF            serial
+    ///  page fault        serial    #DF            #DF
+    ///  double fault      serial    shutdown       shutdown
+    /// ```
+    /// "Serial" means `second` is delivered in place of `self` (which recurs when the
+    /// faulting instruction runs again).
+    pub fn then(&self, second: &Exception) -> Escalation {
+        let severe = second.contributory() || second.vector == PF;
+        match self.vector {
+            DF if severe => Escalation::Shutdown,
+            PF if severe => Escalation::DoubleFault,
+            _ if self.contributory() && second.contributory() => Escalation::DoubleFault,
+            _ => Escalation::Serial,
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -105,4 +140,55 @@ impl Exception {
     }
 }
 
+/// The outcome of a fault raised while delivering another exception.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escalation {
+    /// Deliver the second fault instead.
+    Serial,
+    /// Deliver #DF.
+    DoubleFault,
+    /// Triple fault: the CPU shuts down.
+    Shutdown,
+}
+
 pub type Result<T> = std::result::Result<T, Exception>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_fault_table() {
+        use Escalation::*;
+        let ud = Exception::ud();
+        let gp = Exception::gp(0);
+        let pf = Exception::with_error(PF, 2);
+        let df = Exception::df();
+        let db = Exception::fault(DB);
+        let cases = [
+            (ud, gp, Serial),
+            (ud, pf, Serial),
+            (ud, db, Serial),
+            (gp, db, Serial),
+            (gp, Exception::np(0x10), DoubleFault),
+            (Exception::de(), Exception::ts(0x28), DoubleFault),
+            (Exception::ss(0), pf, Serial),
+            (pf, db, Serial),
+            (pf, gp, DoubleFault),
+            (pf, pf, DoubleFault),
+            (df, db, Serial),
+            (df, gp, Shutdown),
+            (df, pf, Shutdown),
+        ];
+        for (first, second, want) in cases {
+            assert_eq!(
+                first.then(&second),
+                want,
+                "{} then {}",
+                first.name(),
+                second.name()
+            );
+        }
+        assert_eq!(df.error(), Some(0));
+    }
+}

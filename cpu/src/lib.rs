@@ -32,6 +32,9 @@ pub mod mem;
 pub mod ops;
 pub mod seg;
 pub mod state;
+mod task;
+#[cfg(test)]
+mod testbed;
 pub mod testing;
 pub mod tlb;
 pub mod translate;

@@ -1,6 +1,6 @@
 //! Segment registers and descriptors: loading them with the protected-mode checks.
 
-use crate::exception::{Exception, Result};
+use crate::exception::{Exception, Result, GP};
 use crate::mem::RamAccess;
 use crate::state::*;
 use crate::width::W32;
@@ -95,6 +95,18 @@ impl Cpu {
         Ok(Descriptor { lo, hi })
     }
 
+    /// Reads a descriptor like [`Cpu::read_descriptor`], but a selector beyond its table
+    /// raises `fault` (the #TS or EXT-marked #GP the context asks for); memory faults pass.
+    pub(crate) fn read_descriptor_or(
+        &mut self,
+        bus: &mut dyn Bus,
+        sel: u16,
+        fault: Exception,
+    ) -> Result<Descriptor> {
+        self.read_descriptor(bus, sel)
+            .map_err(|e| if e.vector == GP { fault } else { e })
+    }
+
     /// Sets the accessed bit of a descriptor in memory, as the CPU does on a load.
     pub fn mark_accessed(&mut self, bus: &mut dyn Bus, sel: u16, d: &Descriptor) -> Result<()> {
         if d.hi & (1 << 8) != 0 {
@@ -179,7 +191,7 @@ impl Cpu {
     }
 
     /// Checks a code-segment descriptor for a far JMP/CALL/RET target at privilege `cpl`
-    /// (same privilege only: gates and ring changes come with the TSS) and loads CS:EIP.
+    /// (same privilege: gates and task switches are the caller's) and loads CS:EIP.
     pub fn far_jump_checked(&mut self, bus: &mut dyn Bus, sel: u16, eip: u32) -> Result<()> {
         if !self.s.protected() || self.s.v86() {
             let mut s = self.s.seg[CS];
@@ -189,11 +201,22 @@ impl Cpu {
             self.s.eip = eip;
             return Ok(());
         }
-        let err = u32::from(sel & 0xFFFC);
         if sel & 0xFFFC == 0 {
             return Err(Exception::gp(0));
         }
         let d = self.read_descriptor(bus, sel)?;
+        self.far_jump_to(bus, sel, d, eip)
+    }
+
+    /// [`Cpu::far_jump_checked`] with the descriptor already read.
+    pub(crate) fn far_jump_to(
+        &mut self,
+        bus: &mut dyn Bus,
+        sel: u16,
+        d: Descriptor,
+        eip: u32,
+    ) -> Result<()> {
+        let err = u32::from(sel & 0xFFFC);
         let cpl = self.s.cpl;
         let rpl = (sel & 3) as u8;
         if !d.is_code() {

@@ -98,6 +98,31 @@ impl Segment {
         }
     }
 
+    /// A segment register as virtual-8086 mode sees it: 64 KiB at selector * 16, ring 3,
+    /// read/write. CS gets the same data-style attributes, since V86 code (as real-mode
+    /// code) may write through a CS override.
+    pub fn v86(selector: u16) -> Self {
+        Self {
+            selector,
+            base: u32::from(selector) << 4,
+            limit: 0xFFFF,
+            attr: ATTR_P | ATTR_S | ATTR_RW | ATTR_ACCESSED | (3 << ATTR_DPL_SHIFT),
+            usable: true,
+        }
+    }
+
+    /// A null selector loaded in protected mode: the register holds `selector` and any use
+    /// faults.
+    pub fn null(selector: u16) -> Self {
+        Self {
+            selector,
+            base: 0,
+            limit: 0,
+            attr: 0,
+            usable: false,
+        }
+    }
+
     pub fn dpl(&self) -> u8 {
         ((self.attr >> ATTR_DPL_SHIFT) & 3) as u8
     }
@@ -182,6 +207,11 @@ pub struct CpuState {
     pub tsc_offset: u64,
     /// Set by a triple fault: the board resets or stops.
     pub shutdown: bool,
+    /// IA32_SYSENTER_CS, _ESP, _EIP (MSRs 0x174-0x176): where SYSENTER goes and, from the
+    /// CS value, which selectors SYSEXIT loads.
+    pub sysenter_cs: u32,
+    pub sysenter_esp: u32,
+    pub sysenter_eip: u32,
 }
 
 impl CpuState {
@@ -204,8 +234,8 @@ impl CpuState {
             usable: true,
         };
         let mut gpr = [0; 9];
-        // EDX holds the processor signature at reset: family 6, model 1 (Pentium Pro).
-        gpr[EDX] = 0x0000_0611;
+        // EDX holds the processor signature at reset, the one CPUID reports.
+        gpr[EDX] = crate::ops::misc::CPUID_SIGNATURE;
         Self {
             gpr,
             eip: 0xFFF0,
@@ -233,6 +263,9 @@ impl CpuState {
             icount: 0,
             tsc_offset: 0,
             shutdown: false,
+            sysenter_cs: 0,
+            sysenter_esp: 0,
+            sysenter_eip: 0,
         }
     }
 

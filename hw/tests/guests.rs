@@ -45,3 +45,6 @@ fn realmode_bios() {
         .into();
     expect_pass("realmode", BootSource::Bios { image });
 }
+
+// Privilege levels, gates, tasks and virtual-8086 mode.
+guest_tests!(ring3, callgate, task, v86, doublefault);

@@ -125,8 +125,14 @@ fn rel(i: &Instruction, op: &mut Op) -> bool {
 }
 
 pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
-    let near_mem =
-        |i: &Instruction| i.op_kind(0) == OpKind::Memory && matches!(i.memory_size().size(), 2 | 4);
+    // By size alone a far pointer m16:16 (4 bytes) looks like a near m32 target: the far
+    // forms are told apart by their code and left to the system group.
+    let near_mem = |i: &Instruction| {
+        i.op_kind(0) == OpKind::Memory
+            && !i.is_jmp_far_indirect()
+            && !i.is_call_far_indirect()
+            && matches!(i.memory_size().size(), 2 | 4)
+    };
     match i.mnemonic() {
         Mnemonic::Jmp => {
             if rel(i, op) {

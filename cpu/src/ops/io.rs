@@ -202,3 +202,64 @@ mod tests {
         assert_eq!(s.gpr[EAX], 0xFFFF_FFFF);
     }
 }
+
+#[cfg(test)]
+mod bitmap_tests {
+    use super::*;
+    use crate::state::*;
+    use crate::testbed::*;
+
+    #[test]
+    fn wide_ports_spanning_two_bitmap_bytes() {
+        let mut b = Bed::new();
+        let map = TSS + 0x68;
+        // Ports 0x68-0x77 allowed (bytes 0x0D and 0x0E clear), everything else denied.
+        for n in 0..0x2000 {
+            b.w8(map + n, if n == 0x0D || n == 0x0E { 0 } else { 0xFF });
+        }
+        b.enter_ring3(CODE);
+        let gp = Err(Exception::gp(0));
+        let bus = &mut b.bus;
+        // A word at 0x6F and a dword at 0x6E read bytes 0x0D and 0x0E.
+        assert_eq!(io_allowed(&mut b.cpu, bus, 0x6F, 2), Ok(()));
+        assert_eq!(io_allowed(&mut b.cpu, bus, 0x6E, 4), Ok(()));
+        // A dword at 0x76 reaches 0x78, in byte 0x0F.
+        assert_eq!(io_allowed(&mut b.cpu, bus, 0x76, 4), gp);
+        assert_eq!(io_allowed(&mut b.cpu, bus, 0x67, 2), gp);
+        // With the limit at byte 0x0E the second byte read for port 0x77 is outside.
+        b.cpu.s.tr.limit = 0x68 + 0x0E;
+        assert_eq!(io_allowed(&mut b.cpu, &mut b.bus, 0x6F, 2), Ok(()));
+        assert_eq!(io_allowed(&mut b.cpu, &mut b.bus, 0x77, 1), gp);
+        b.cpu.s.tr.limit = 0x68 + 0x0D;
+        assert_eq!(io_allowed(&mut b.cpu, &mut b.bus, 0x6F, 2), gp);
+        assert_eq!(io_allowed(&mut b.cpu, &mut b.bus, 0x68, 1), gp);
+        // A bitmap offset beyond the limit: no bitmap, every port denied.
+        b.w16(TSS + 0x66, 0x3000);
+        b.cpu.s.tr.limit = 0x2FFF;
+        assert_eq!(io_allowed(&mut b.cpu, &mut b.bus, 0x0, 1), gp);
+    }
+
+    #[test]
+    fn v86_out_consults_the_bitmap_even_at_iopl_3() {
+        let mut b = Bed::new();
+        let map = TSS + 0x68;
+        b.w8(map + 0x10, 0x02); // port 0x81 denied, 0x80 allowed
+        b.gate(13, CODE0, 0x1_1000, INT_GATE);
+        b.write(0x1_1000, &[0xF4]);
+        // mov al, 0x55; out 0x80, al; out 0x81, al
+        b.write(0x1_0010, &[0xB0, 0x55, 0xE6, 0x80, 0xE6, 0x81]);
+        let mut s = b.cpu.s.clone();
+        s.eflags |= VM | IOPL;
+        for (n, seg) in s.seg.iter_mut().enumerate() {
+            *seg = Segment::v86(if n == CS { 0x1000 } else { 0x2000 });
+        }
+        s.cpl = 3;
+        s.eip = 0x10;
+        s.gpr[ESP] = 0x100;
+        b.cpu.set_state(s);
+        b.run_to(0x1_1000);
+        assert_eq!(b.bus.writes, [(0x80, 0x55)]);
+        assert_eq!(b.r32(STACK0 - 40), 0, "#GP(0)");
+        assert_eq!(b.r32(STACK0 - 36), 0x14, "at the denied OUT");
+    }
+}

@@ -8,10 +8,13 @@ use crate::state::*;
 use crate::width::W8;
 use crate::{Bus, Cpu};
 
-/// CPUID leaf 1 EDX: what this CPU implements, nothing more (TSC, CMPXCHG8B, CMOVcc).
-pub const CPUID_1_EDX: u32 = (1 << 4) | (1 << 8) | (1 << 15);
-/// Family 6, model 1, stepping 1: a Pentium Pro.
-pub const CPUID_SIGNATURE: u32 = 0x0000_0611;
+/// CPUID leaf 1 EDX: what this CPU implements, nothing more (TSC, CMPXCHG8B,
+/// SYSENTER/SYSEXIT, CMOVcc).
+pub const CPUID_1_EDX: u32 = (1 << 4) | (1 << 8) | (1 << 11) | (1 << 15);
+/// Family 6, model 3, stepping 3: a Pentium II. Software ignores the SEP bit on family 6
+/// below model 3 stepping 3, where SYSENTER was not usable, so a CPU that offers it must
+/// say it is at least this one.
+pub const CPUID_SIGNATURE: u32 = 0x0000_0633;
 
 /// Whether the IOPL-sensitive instructions (CLI, STI) are allowed.
 fn iopl_ok(cpu: &Cpu) -> bool {
@@ -153,4 +156,123 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
         Mnemonic::Pause => super::mov::nop,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod v86_tests {
+    //! IOPL-sensitive instructions in virtual-8086 mode (no VME): at IOPL < 3 they raise
+    //! #GP(0), which reaches a ring-0 handler through the IDT with the V86 frame.
+
+    use super::*;
+    use crate::testbed::*;
+
+    const HANDLER: u32 = 0x1_1000;
+    /// V86 code at 1000:0010 (linear 0x10010), stack 2000:0100.
+    const V86_CODE: u32 = 0x1_0010;
+
+    fn v86_bed(iopl: u32, code: &[u8]) -> Bed {
+        let mut b = Bed::new();
+        b.gate(13, CODE0, HANDLER, INT_GATE);
+        b.gate(0x21, CODE0, HANDLER, INT_GATE_DPL3);
+        b.gate(3, CODE0, HANDLER, INT_GATE_DPL3);
+        b.write(HANDLER, &[0xF4]);
+        b.write(V86_CODE, code);
+        let mut s = b.cpu.s.clone();
+        s.eflags = (s.eflags & !IOPL) | VM | (iopl << 12);
+        for (n, sel) in [0x4000u16, 0x1000, 0x2000, 0x3000, 0x5000, 0x6000]
+            .iter()
+            .enumerate()
+        {
+            s.seg[n] = Segment::v86(*sel);
+        }
+        s.cpl = 3;
+        s.eip = 0x10;
+        s.gpr[ESP] = 0x100;
+        b.cpu.set_state(s);
+        b
+    }
+
+    #[test]
+    fn sensitive_instructions_fault_below_iopl_3() {
+        // cli, sti, pushf, popf, int 0x21, iret
+        let cases: [&[u8]; 6] = [&[0xFA], &[0xFB], &[0x9C], &[0x9D], &[0xCD, 0x21], &[0xCF]];
+        for code in cases {
+            for iopl in 0..3 {
+                let mut b = v86_bed(iopl, code);
+                b.run_to(HANDLER);
+                assert_eq!(
+                    b.cpu.s.gpr[ESP],
+                    STACK0 - 40,
+                    "{code:02x?}: V86 frame + error"
+                );
+                assert_eq!(b.r32(STACK0 - 40), 0, "{code:02x?}: #GP(0)");
+                assert_eq!(
+                    b.r32(STACK0 - 36),
+                    0x10,
+                    "{code:02x?}: IP of the instruction"
+                );
+                assert_eq!(b.r32(STACK0 - 28) & VM, VM);
+            }
+        }
+    }
+
+    #[test]
+    fn at_iopl_3_they_run() {
+        // cli; pushf; pop ax; sti; pushf; pop bx; int 0x21
+        let code = [0xFA, 0x9C, 0x58, 0xFB, 0x9C, 0x5B, 0xCD, 0x21];
+        let mut b = v86_bed(3, &code);
+        b.run_to(HANDLER);
+        assert_eq!(
+            b.cpu.s.gpr[ESP],
+            STACK0 - 36,
+            "INT n: the V86 frame, no error code"
+        );
+        assert_eq!(b.r32(STACK0 - 36), 0x18, "IP after INT");
+        assert_eq!(b.cpu.s.gpr[EAX] & IF, 0, "CLI cleared IF");
+        assert_eq!(b.cpu.s.gpr[EBX] & IF, IF, "STI set IF");
+        assert_eq!(b.cpu.s.gpr[EBX] & VM, 0, "PUSHF hides VM");
+    }
+
+    #[test]
+    fn int3_is_not_iopl_sensitive() {
+        let mut b = v86_bed(0, &[0xCC]);
+        b.run_to(HANDLER);
+        assert_eq!(b.cpu.s.gpr[ESP], STACK0 - 36);
+        assert_eq!(b.r32(STACK0 - 36), 0x11, "a trap: IP after INT3");
+    }
+
+    #[test]
+    fn hlt_in_v86_is_gp() {
+        let mut b = v86_bed(3, &[0xF4]);
+        b.run_to(HANDLER);
+        assert_eq!(b.r32(STACK0 - 40), 0);
+        assert_eq!(b.r32(STACK0 - 36), 0x10);
+    }
+}
+
+#[cfg(test)]
+mod cpuid_tests {
+    use super::*;
+    use crate::testing::{run_snippet32, SnippetEnd, SnippetState};
+
+    #[test]
+    fn sep_comes_with_a_pentium_ii_signature() {
+        // mov eax, 1; cpuid
+        let mut s = SnippetState::default();
+        let end = run_snippet32(&[0xB8, 0x01, 0x00, 0x00, 0x00, 0x0F, 0xA2], &mut s);
+        assert_eq!(end, SnippetEnd::Done);
+        assert_eq!(s.gpr[EDX] & (1 << 11), 1 << 11, "SEP");
+        let (family, model, stepping) = (
+            (s.gpr[EAX] >> 8) & 0xF,
+            (s.gpr[EAX] >> 4) & 0xF,
+            s.gpr[EAX] & 0xF,
+        );
+        // SEP is real only from family 6 model 3 stepping 3 on.
+        assert!(family == 6 && (model > 3 || (model == 3 && stepping >= 3)));
+        assert_eq!(
+            CpuState::reset().gpr[EDX],
+            s.gpr[EAX],
+            "the reset signature agrees"
+        );
+    }
 }
