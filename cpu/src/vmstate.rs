@@ -17,6 +17,7 @@
 //!  halted, inhibit_irq, shutdown   3 × bool
 //!  icount   u64
 //!  tsc_offset u64
+//!  sysenter_cs sysenter_esp sysenter_eip   3 × u32 (MSRs 0x174-0x176)
 //!
 //!  seg = selector u16 │ base u32 │ limit u32 (bytes) │ attr u16 │ usable bool
 //! ```
@@ -143,6 +144,9 @@ impl VmState for CpuState {
         enc.bool(self.shutdown);
         enc.u64(self.icount);
         enc.u64(self.tsc_offset);
+        enc.u32(self.sysenter_cs);
+        enc.u32(self.sysenter_esp);
+        enc.u32(self.sysenter_eip);
     }
 
     fn load(&mut self, dec: &mut Decoder<'_>, _version: u32) -> savevm::Result<()> {
@@ -188,6 +192,9 @@ impl VmState for CpuState {
         s.shutdown = dec.bool("shutdown")?;
         s.icount = dec.u64("icount")?;
         s.tsc_offset = dec.u64("tsc_offset")?;
+        s.sysenter_cs = dec.u32("sysenter_cs")?;
+        s.sysenter_esp = dec.u32("sysenter_esp")?;
+        s.sysenter_eip = dec.u32("sysenter_eip")?;
         dec.finish()?;
         *self = s;
         Ok(())
@@ -294,10 +301,10 @@ mod tests {
     #[test]
     fn golden_reset_state() {
         let b = save_bytes(&CpuState::reset());
-        assert_eq!(b.len(), 224);
+        assert_eq!(b.len(), 236);
         assert_eq!(
             &b[8..12],
-            &0x611u32.to_le_bytes(),
+            &0x633u32.to_le_bytes(),
             "EDX holds the signature"
         );
         assert_eq!(&b[32..36], &0xFFF0u32.to_le_bytes(), "EIP");
@@ -310,13 +317,14 @@ mod tests {
         // CR0 = ET | NW | CD, after GDTR, IDTR, LDTR and TR.
         let cr0 = 40 + 6 * 13 + 2 * 6 + 2 * 13;
         assert_eq!(&b[cr0..cr0 + 4], &0x6000_0010u32.to_le_bytes());
-        // DR6 and DR7 at their reset values, then cpl, flags, icount, tsc_offset.
+        // DR6 and DR7 at their reset values, then cpl, flags, icount, tsc_offset and the
+        // SYSENTER MSRs.
         let dr6 = cr0 + 16 + 24;
         assert_eq!(
             &b[dr6..dr6 + 8],
             &[0xF0, 0x0F, 0xFF, 0xFF, 0x00, 0x04, 0, 0]
         );
-        assert_eq!(&b[dr6 + 8..], &[0u8; 20]);
+        assert_eq!(&b[dr6 + 8..], &[0u8; 32]);
     }
 
     /// Every flag-producing operation, saved and loaded, reads back the same six flags
@@ -364,14 +372,10 @@ mod tests {
                             _ => a ^ b,
                         } & m;
                         let mut s = CpuState::reset();
-                        s.lazy = Lazy {
-                            op,
-                            w,
-                            a: a & if op == FlagOp::Explicit { ARITH } else { m },
-                            b: b & m,
-                            res,
-                            aux: if b & 1 != 0 { CF } else { 0 },
-                        };
+                        // INC/DEC carry the CF before them over.
+                        s.lazy.aux = if b & 1 != 0 { CF } else { 0 };
+                        let a = a & if op == FlagOp::Explicit { ARITH } else { m };
+                        s.lazy.set(op, w, a, b & m, res);
                         let mut t = CpuState::reset();
                         t.load(&mut Decoder::new("cpu", &save_bytes(&s)), 1)
                             .unwrap();
