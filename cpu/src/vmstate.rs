@@ -229,7 +229,7 @@ mod tests {
     use savevm::Error;
 
     use super::*;
-    use crate::flags::{FlagOp, Lazy};
+    use crate::flags::FlagOp;
     use crate::NullBus;
 
     /// A state far from reset in every field.
