@@ -19,11 +19,14 @@
 //! Time: devices read the virtual clock ([`crate::clock`]); the next moment at which any of
 //! them raises an interrupt is [`Board::next_deadline`]. With a deterministic clock, time
 //! only moves with instructions, so [`PcMachine::run`] cuts the CPU's work into slices that
-//! end at every device deadline, after every access to a timer (PIT, port 0x61, RTC) and at
-//! most [`DETERMINISTIC_QUANTUM`] instructions apart, and time is brought forward between
-//! them. Where an interrupt lands then depends on the instruction count alone, never on the
-//! budget the caller passes or on how fast the host runs. A halt skips ahead to the next
-//! deadline and counts the skipped time against the budget as instructions.
+//! end at every device deadline, after every write that may move one (PIT channel 0, RTC
+//! registers) and at most [`DETERMINISTIC_QUANTUM`] instructions apart, and brings time
+//! forward between them. Where an interrupt lands then depends on the instruction count
+//! alone, never on the budget the caller passes or on how fast the host runs. A device read
+//! in the middle of a slice sees the time at the slice's start; the quantum bounds how old
+//! that is (reads do not end slices: guests poll timers in tight loops, and a slice per
+//! read would make them several times slower). A halt skips ahead to the next deadline and
+//! counts the skipped time against the budget as instructions.
 
 use std::sync::Arc;
 
@@ -35,7 +38,7 @@ use crate::clock::{ClockMode, ClockState, VirtualClock};
 use crate::debugport::{DebugCon, DebugExit};
 use crate::i8042::{self, I8042};
 use crate::pic::Pic;
-use crate::pit::Pit;
+use crate::pit::{self, Pit};
 use crate::rtc::{self, Rtc, RtcBase};
 use crate::uart::Uart;
 
@@ -117,10 +120,10 @@ pub struct Board {
     port_a: u8,
     /// A20 changed: the CPU's address translations are stale.
     a20_changed: bool,
-    /// A timer was accessed: with a deterministic clock the slice ends here, so that time
-    /// and deadlines are brought up to date.
-    timer_touched: bool,
-    /// Whether `timer_touched` ends a slice (deterministic clock only).
+    /// A timer was written (its deadlines may have moved): with a deterministic clock the
+    /// slice ends here, so that the next one is cut at the new deadline.
+    timer_programmed: bool,
+    /// Whether `timer_programmed` ends a slice (deterministic clock only).
     stop_on_timer: bool,
 }
 
@@ -179,13 +182,11 @@ impl Board {
             // watched go by latched in the PIC when it executes STI, even mid-slice.
             0x40..=0x43 => {
                 let v = self.pit.read(port, now);
-                self.timer_touched = true;
                 self.update_irqs();
                 v
             }
             0x61 => {
                 let v = self.pit.read_port61(now);
-                self.timer_touched = true;
                 self.update_irqs();
                 v
             }
@@ -196,7 +197,6 @@ impl Board {
             }
             rtc::RTC_INDEX_PORT | rtc::RTC_DATA_PORT => {
                 let v = self.rtc.read(port, now);
-                self.timer_touched = true;
                 self.update_rtc_irq();
                 v
             }
@@ -223,12 +223,17 @@ impl Board {
             0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => self.pic.write(port, v),
             0x40..=0x43 => {
                 self.pit.write(port, v, now);
-                self.timer_touched = true;
+                // Only channel 0 raises interrupts; latch and read-back commands move
+                // no deadline.
+                self.timer_programmed |= match port {
+                    pit::PIT_CHANNEL0 => true,
+                    pit::PIT_CONTROL => {
+                        v >> pit::CW_SC_SHIFT == 0 && (v >> pit::CW_RW_SHIFT) & 3 != pit::RW_LATCH
+                    }
+                    _ => false,
+                };
             }
-            0x61 => {
-                self.pit.write_port61(v, now);
-                self.timer_touched = true;
-            }
+            0x61 => self.pit.write_port61(v, now),
             i8042::I8042_DATA_PORT | i8042::I8042_CMD_PORT => {
                 let fx = self.kbc.write(port, v);
                 if fx.reset {
@@ -239,7 +244,7 @@ impl Board {
             }
             rtc::RTC_INDEX_PORT | rtc::RTC_DATA_PORT => {
                 self.rtc.write(port, v, now);
-                self.timer_touched = true;
+                self.timer_programmed |= port == rtc::RTC_DATA_PORT;
                 self.update_rtc_irq();
             }
             PORT_A => {
@@ -314,7 +319,7 @@ impl Bus for Board {
         self.exit_request.is_some()
             || self.reset_request
             || self.a20_changed
-            || (self.stop_on_timer && self.timer_touched)
+            || (self.stop_on_timer && self.timer_programmed)
     }
 }
 
@@ -390,7 +395,7 @@ impl PcMachine {
             reset_request: false,
             port_a: PORT_A_A20,
             a20_changed: false,
-            timer_touched: false,
+            timer_programmed: false,
         };
         let mut m = Self {
             cpu: Cpu::new(mem.clone()),
@@ -435,7 +440,7 @@ impl PcMachine {
         self.board.uart = Uart::new();
         self.board.port_a = PORT_A_A20;
         self.board.a20_changed = false;
-        self.board.timer_touched = false;
+        self.board.timer_programmed = false;
         match self.config.boot.clone() {
             BootSource::Bios { .. } => {}
             BootSource::Multiboot { image, cmdline } => {
@@ -524,7 +529,7 @@ impl PcMachine {
                     s
                 }
             };
-            self.board.timer_touched = false;
+            self.board.timer_programmed = false;
             let before = self.cpu.icount();
             let exit = self.cpu.run(&mut self.board, slice);
             let ran = self.cpu.icount() - before;

@@ -40,6 +40,14 @@
 //! updates (the time registers hold what the guest writes); clearing it starts the clock
 //! from the written values at the divider's current phase.
 //!
+//! One addition keeps pollers from missing updates: a guest that waits for an update by
+//! polling UIP must see it rise, but 244 us is less than a host may take to schedule the
+//! emulator's thread again, so a realtime guest can step over the whole window. A read of
+//! register A therefore also shows UIP if an update has happened since the previous read
+//! of A, that read came less than [`UIP_POLL_GAP_CYCLES`] before the update (the guest is
+//! polling), and UIP has not been shown for that update yet. The guest sees the update a
+//! little late, as if it had been slow itself; the next read shows UIP clear.
+//!
 //! Not emulated: the 4.194304 MHz and 1.048576 MHz time bases (every DV value other than
 //! 11x runs the clock at 32.768 kHz, as in QEMU), daylight saving (DSE is stored, nothing
 //! more), the square-wave pin (SQWE is stored; nothing is wired to it on a PC), and the day
@@ -131,6 +139,9 @@ pub const CMOS_ABOVE_4G_LO: u8 = 0x5B;
 pub const RTC_FREQ_HZ: u64 = 32_768;
 /// UIP rises this many cycles (244 us) before an update.
 const UIP_CYCLES: u64 = 8;
+/// A read of register A this close (100 ms) before an update it did not see counts as
+/// polling: the next read shows the update's UIP late. See the module documentation.
+pub const UIP_POLL_GAP_CYCLES: u64 = RTC_FREQ_HZ / 10;
 /// After a divider reset the first update comes half a second later.
 const FIRST_UPDATE_CYCLES: u64 = RTC_FREQ_HZ / 2;
 
@@ -172,6 +183,10 @@ pub struct RtcState {
     pub next_update: u64,
     /// The cycle up to which updates and periodic ticks have been accounted for.
     pub synced: u64,
+    /// The cycle of the last read of register A.
+    pub last_a_read: u64,
+    /// The update (by its cycle) for which UIP has last been shown.
+    pub uip_shown: u64,
 }
 
 /// An [`RtcState`] that the device could not have reached.
@@ -361,6 +376,8 @@ impl Rtc {
                 seconds,
                 next_update: next.max(now + 1),
                 synced: now,
+                last_a_read: 0,
+                uip_shown: 0,
             },
         }
     }
@@ -642,6 +659,31 @@ impl Rtc {
         self.s.seconds = s.clamp(MIN_SECONDS, MAX_SECONDS);
     }
 
+    /// UIP as a read of register A at the synced time sees it (see the module doc).
+    fn uip(&mut self) -> bool {
+        let now = self.s.synced;
+        let last_read = std::mem::replace(&mut self.s.last_a_read, now);
+        if !self.running() || self.set_mode() {
+            return false;
+        }
+        let next = self.s.next_update;
+        if next - now <= UIP_CYCLES {
+            self.s.uip_shown = next;
+            return true;
+        }
+        let Some(last_update) = next.checked_sub(RTC_FREQ_HZ) else {
+            return false;
+        };
+        if last_read < last_update
+            && last_read + UIP_POLL_GAP_CYCLES >= last_update
+            && self.s.uip_shown != last_update
+        {
+            self.s.uip_shown = last_update;
+            return true;
+        }
+        false
+    }
+
     /// A read of port `port` (0x70 or 0x71) at virtual time `now_ns`.
     pub fn read(&mut self, port: u16, now_ns: u64) -> u8 {
         if port != RTC_DATA_PORT {
@@ -652,9 +694,7 @@ impl Rtc {
         let r = self.s.index;
         match r {
             REG_A => {
-                let uip = self.running()
-                    && !self.set_mode()
-                    && self.s.next_update - self.s.synced <= UIP_CYCLES;
+                let uip = self.uip();
                 self.reg(REG_A) | if uip { REG_A_UIP } else { 0 }
             }
             REG_C => {
@@ -759,7 +799,10 @@ impl Rtc {
         if !(MIN_SECONDS..=MAX_SECONDS).contains(&state.seconds) {
             return Err(RtcStateError::Seconds(state.seconds));
         }
-        for c in [state.synced, state.next_update] {
+        if state.last_a_read > state.synced {
+            return Err(RtcStateError::Cycle(state.last_a_read));
+        }
+        for c in [state.synced, state.next_update, state.uip_shown] {
             if c > MAX_CYCLE + RTC_FREQ_HZ {
                 return Err(RtcStateError::Cycle(c));
             }
@@ -897,6 +940,38 @@ mod tests {
         assert_eq!(rd(&mut r, REG_SECONDS, 70 * SEC + 599 * MS), 0x09);
         assert_eq!(rd(&mut r, REG_SECONDS, 70 * SEC + 601 * MS), 0x10);
         assert_eq!(rd(&mut r, REG_SECONDS, 71 * SEC + 601 * MS), 0x11);
+    }
+
+    #[test]
+    fn a_poller_never_misses_uip() {
+        let mut r = at(2024, 7, 4, 13, 5, 9);
+        // Polling every 50 us: the window is seen on time, once.
+        let mut seen = Vec::new();
+        for t in (SEC - 2 * MS..SEC + 2 * MS).step_by(50_000) {
+            if rd(&mut r, REG_A, t) & REG_A_UIP != 0 {
+                seen.push(t);
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert!(seen.iter().all(|&t| t >= SEC - 244_141 && t < SEC));
+        // A poller that steps over the window (a 5 ms gap across the update) sees UIP on
+        // the first read after it, once, and the new time with it.
+        let t0 = 2 * SEC - 3 * MS;
+        assert_eq!(rd(&mut r, REG_A, t0) & REG_A_UIP, 0);
+        assert_eq!(
+            rd(&mut r, REG_A, t0 + 5 * MS) & REG_A_UIP,
+            REG_A_UIP,
+            "late"
+        );
+        assert_eq!(rd(&mut r, REG_A, t0 + 5 * MS + 10_000) & REG_A_UIP, 0);
+        assert_eq!(rd(&mut r, REG_SECONDS, t0 + 5 * MS + 20_000), 0x11);
+        // One read long before the update is not polling: no late UIP.
+        assert_eq!(rd(&mut r, REG_A, 2 * SEC + 500 * MS) & REG_A_UIP, 0);
+        assert_eq!(rd(&mut r, REG_A, 3 * SEC + 500 * MS) & REG_A_UIP, 0);
+        // Nor across a divider reset or with SET.
+        wr(&mut r, REG_B, REG_B_24H | REG_B_SET, 4 * SEC - 2 * MS);
+        assert_eq!(rd(&mut r, REG_A, 4 * SEC - 1 * MS) & REG_A_UIP, 0);
+        assert_eq!(rd(&mut r, REG_A, 4 * SEC + 1 * MS) & REG_A_UIP, 0);
     }
 
     #[test]
@@ -1197,6 +1272,12 @@ mod tests {
             Rtc::from_state(s),
             Err(RtcStateError::Phase { .. })
         ));
+        let mut s = good.clone();
+        s.last_a_read = s.synced + 1;
+        assert_eq!(
+            Rtc::from_state(s.clone()).unwrap_err(),
+            RtcStateError::Cycle(s.last_a_read)
+        );
         let mut s = good;
         s.synced = u64::MAX;
         assert_eq!(

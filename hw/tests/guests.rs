@@ -97,3 +97,7 @@ fn realmode_bios() {
         .into();
     expect_pass("realmode", BootSource::Bios { image });
 }
+
+// Platform devices and time: the RTC and CMOS, the 8042 and A20, PIT channel 2 through
+// port 0x61, and the timer-driven guests.
+guest_tests!(rtc, i8042, pit61, ticks, tickloop);
