@@ -104,7 +104,8 @@ fn deterministic_runs_do_not_depend_on_how_they_are_sliced() {
         reference.1
     );
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let patterns: [(&str, Box<dyn FnMut(u64) -> u64>); 3] = [
+    type Budget = Box<dyn FnMut(u64) -> u64>;
+    let patterns: [(&str, Budget); 3] = [
         ("1 instruction", Box::new(|_| 1)),
         ("997 instructions", Box::new(|_| 997)),
         (
@@ -192,7 +193,7 @@ fn keyboard_controller_reset_line() {
 fn cmos_through_the_ports() {
     let base = seconds_from_civil(2099, 12, 31, 23, 59, 59);
     let mut m = machine(kernel(&[0xF4]), DETERMINISTIC, RtcBase::Fixed(base));
-    let mut cmos = |m: &mut PcMachine, i: u8| {
+    let cmos = |m: &mut PcMachine, i: u8| {
         m.board.io_write(0x70, 1, u32::from(i));
         m.board.io_read(0x71, 1) as u8
     };
