@@ -19,7 +19,10 @@
 //! often the loop looks at the host: the board ends its CPU slices at device deadlines and
 //! timer accesses by the instruction count, and skips halts ahead to the next deadline
 //! itself, so no host timing reaches the guest. It reports a halt only when no timer is
-//! armed, and then the loop waits for input as in realtime mode.
+//! armed, and then the loop waits for input as in realtime mode. Input (serial bytes,
+//! monitor commands) still reaches the machine between slices, whenever the host delivers
+//! it: a run is repeatable for guests that take no input, or the same input at the same
+//! instruction counts.
 
 use std::io;
 use std::net::TcpListener;
