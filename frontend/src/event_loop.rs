@@ -14,6 +14,15 @@
 //!
 //! Any handled event or delivered serial byte ends the halted wait early, since it may
 //! have raised an interrupt, and the next slice finds out.
+//!
+//! With a deterministic clock (`--clock deterministic`) the slice length only decides how
+//! often the loop looks at the host: the board ends its CPU slices at device deadlines and
+//! timer accesses by the instruction count, and skips halts ahead to the next deadline
+//! itself, so no host timing reaches the guest. It reports a halt only when no timer is
+//! armed, and then the loop waits for input as in realtime mode. Input (serial bytes,
+//! monitor commands) still reaches the machine between slices, whenever the host delivers
+//! it: a run is repeatable for guests that take no input, or the same input at the same
+//! instruction counts.
 
 use std::io;
 use std::net::TcpListener;
@@ -30,10 +39,10 @@ use crate::registry::{Io, Ready, Registry};
 use crate::vm::Vm;
 
 /// Instructions in the first vCPU slice. Slices then adapt so that each takes about
-/// [`SLICE_TARGET`] of host time: the board raises timer interrupts at slice boundaries,
-/// so the slice length is the guest's interrupt latency, and it is also how long a
-/// monitor line waits. A fixed count would make both depend on how fast the host (and
-/// the build) interprets.
+/// [`SLICE_TARGET`] of host time: with a realtime clock the board raises timer interrupts
+/// at slice boundaries, so the slice length is the guest's interrupt latency, and it is
+/// also how long a monitor line waits. A fixed count would make both depend on how fast
+/// the host (and the build) interprets.
 const SLICE_START: u64 = 200_000;
 const SLICE_MIN: u64 = 10_000;
 const SLICE_MAX: u64 = 2_000_000;
@@ -171,6 +180,8 @@ impl EventLoop {
                 match halted {
                     None => Some(Duration::ZERO),
                     Some(None) => None,
+                    // A deterministic clock does not move by waiting (the board skips
+                    // ahead itself): look at the host and run on.
                     Some(Some(deadline)) => Some(
                         self.vm
                             .machine

@@ -27,6 +27,7 @@ use anyhow::{bail, Context, Result};
 use argh::FromArgs;
 use hw::boot::{detect, ImageKind};
 use hw::clock::ClockMode;
+use hw::rtc::{RtcBase, DEFAULT_BASE_SECONDS};
 use hw::{BootSource, MachineConfig, PcMachine};
 
 use crate::event_loop::{Backends, EventLoop};
@@ -86,6 +87,15 @@ struct RunArgs {
     /// end the emulator instead of resetting on a guest reset or triple fault
     #[argh(switch)]
     no_reboot: bool,
+    /// guest time: realtime (follows the host clock, the default) or deterministic (a fixed
+    /// time per instruction; the same image and input give the same run)
+    #[argh(option, from_str_fn(options::parse_clock))]
+    clock: Option<ClockMode>,
+    /// date and time the RTC starts from: utc (or now) for the host's UTC time, or
+    /// YYYY-MM-DDTHH:MM:SS (default utc with a realtime clock, 2000-01-01T00:00:00 with a
+    /// deterministic one)
+    #[argh(option, from_str_fn(options::parse_rtc_base))]
+    rtc_base: Option<RtcBase>,
 }
 
 fn main() {
@@ -142,6 +152,7 @@ fn run(tern: Tern) -> Result<i32> {
     let Subcommand::Run(args) = tern.command;
     let boot = boot_source(&args)?;
     let debugcon = args.debugcon.clone().unwrap_or(DebugconSpec::None);
+    let clock = args.clock.unwrap_or(ClockMode::Realtime);
     let config = MachineConfig {
         ram_size: args.memory.unwrap_or(128 << 20),
         boot,
@@ -149,7 +160,11 @@ fn run(tern: Tern) -> Result<i32> {
             DebugconSpec::None => None,
             _ => Some(args.debugcon_port.unwrap_or(0xE9)),
         },
-        clock: ClockMode::Realtime,
+        clock,
+        rtc_base: args.rtc_base.unwrap_or(match clock {
+            ClockMode::Realtime => RtcBase::HostUtc,
+            ClockMode::Deterministic { .. } => RtcBase::Fixed(DEFAULT_BASE_SECONDS),
+        }),
         no_reboot: args.no_reboot,
     };
     let what = match (&args.kernel, &args.bios) {

@@ -1,4 +1,5 @@
-//! Parsers for the values of `tern run` options: memory sizes and character-device specs.
+//! Parsers for the values of `tern run` options: memory sizes, character-device specs, the
+//! clock mode and the RTC's starting date.
 //!
 //! They follow QEMU's spelling where tern has the same option (`-m 128M`, `-serial
 //! unix:PATH`, `-monitor tcp:127.0.0.1:4444`), so command lines carry over. Each returns a
@@ -6,6 +7,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+
+use hw::clock::{ClockMode, DEFAULT_NS_PER_INSN};
+use hw::rtc::{days_from_civil, seconds_from_civil, RtcBase};
 
 /// The largest guest RAM: everything above 3.5 GiB of the 32-bit physical address space
 /// belongs to the PCI hole and the firmware, and tern has no RAM above 4 GiB.
@@ -200,6 +204,79 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
     r.map_err(|_| format!("invalid I/O port '{s}' (expected 0..=0xffff, e.g. 0xe9)"))
 }
 
+/// Parses `--clock realtime|deterministic`.
+pub fn parse_clock(s: &str) -> Result<ClockMode, String> {
+    match s {
+        "realtime" => Ok(ClockMode::Realtime),
+        "deterministic" => Ok(ClockMode::Deterministic {
+            ns_per_insn: DEFAULT_NS_PER_INSN,
+        }),
+        _ => Err(format!(
+            "invalid clock '{s}' (expected realtime or deterministic)"
+        )),
+    }
+}
+
+/// Parses `--rtc-base`: `utc` or `now` for the host's current UTC time, or a UTC date and
+/// time as QEMU's `-rtc base=` takes it, `2006-06-17T16:01:21` or `2006-06-17` (midnight);
+/// a space may stand for the `T`, a trailing `Z` is allowed and the seconds may be left out.
+pub fn parse_rtc_base(s: &str) -> Result<RtcBase, String> {
+    let t = s.trim();
+    match t {
+        "utc" | "now" => return Ok(RtcBase::HostUtc),
+        "localtime" => {
+            return Err(
+                "--rtc-base localtime is not supported (tern keeps no time zone data); use utc or a date such as 2006-06-17T16:01:21"
+                    .to_string(),
+            )
+        }
+        _ => {}
+    }
+    let bad =
+        || format!("invalid RTC base '{s}' (expected utc, now, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)");
+    let t = t.strip_suffix('Z').unwrap_or(t);
+    let (date, time) = match t.split_once(['T', ' ']) {
+        Some((d, tm)) => (d, Some(tm)),
+        None => (t, None),
+    };
+    let num = |f: &str, digits: usize| -> Result<u32, String> {
+        if f.len() != digits || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        f.parse().map_err(|_| bad())
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let [y, mo, da] = d[..] else {
+        return Err(bad());
+    };
+    let (year, month, day) = (num(y, 4)?, num(mo, 2)?, num(da, 2)?);
+    let (hour, min, sec) = match time {
+        None => (0, 0, 0),
+        Some(tm) => match tm.split(':').collect::<Vec<_>>()[..] {
+            [h, m] => (num(h, 2)?, num(m, 2)?, 0),
+            [h, m, sec] => (num(h, 2)?, num(m, 2)?, num(sec, 2)?),
+            _ => return Err(bad()),
+        },
+    };
+    let days_in_month = if (1..=12).contains(&month) {
+        days_from_civil(i64::from(year), i64::from(month) + 1, 1)
+            - days_from_civil(i64::from(year), i64::from(month), 1)
+    } else {
+        0
+    };
+    if day == 0 || i64::from(day) > days_in_month || hour > 23 || min > 59 || sec > 59 {
+        return Err(format!("RTC base '{s}' is not a valid date and time"));
+    }
+    Ok(RtcBase::Fixed(seconds_from_civil(
+        i64::from(year),
+        month as u8,
+        day as u8,
+        hour as u8,
+        min as u8,
+        sec as u8,
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +357,61 @@ mod tests {
         );
         assert!(parse_monitor("tcp:127.0.0.1:99999").is_err());
         assert!(parse_monitor("vc").is_err());
+    }
+
+    #[test]
+    fn clocks() {
+        assert_eq!(parse_clock("realtime"), Ok(ClockMode::Realtime));
+        assert_eq!(
+            parse_clock("deterministic"),
+            Ok(ClockMode::Deterministic {
+                ns_per_insn: DEFAULT_NS_PER_INSN
+            })
+        );
+        assert!(parse_clock("host").unwrap_err().contains("realtime"));
+    }
+
+    #[test]
+    fn rtc_bases() {
+        assert_eq!(parse_rtc_base("utc"), Ok(RtcBase::HostUtc));
+        assert_eq!(parse_rtc_base("now"), Ok(RtcBase::HostUtc));
+        let y2k = RtcBase::Fixed(946_684_800);
+        assert_eq!(parse_rtc_base("2000-01-01T00:00:00"), Ok(y2k));
+        assert_eq!(parse_rtc_base("2000-01-01"), Ok(y2k));
+        assert_eq!(parse_rtc_base("2000-01-01 00:00"), Ok(y2k));
+        assert_eq!(parse_rtc_base("2000-01-01T00:00:00Z"), Ok(y2k));
+        assert_eq!(
+            parse_rtc_base("2006-06-17T16:01:21"),
+            Ok(RtcBase::Fixed(1_150_560_081))
+        );
+        assert_eq!(
+            parse_rtc_base("2024-02-29T23:59:59"),
+            Ok(RtcBase::Fixed(1_709_251_199))
+        );
+        assert_eq!(
+            parse_rtc_base("1969-12-31T23:59:59"),
+            Ok(RtcBase::Fixed(-1))
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2000-1-1",
+            "2000-01-01T",
+            "2000-01-01T24:00:00",
+            "2000-01-01T12:60",
+            "2000-01-01T12:00:60",
+            "2023-02-29",
+            "2000-13-01",
+            "2000-00-10",
+            "2000-01-00",
+            "2000-01-01T00:00:00:00",
+            "+200-01-01",
+        ] {
+            assert!(parse_rtc_base(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_rtc_base("localtime")
+            .unwrap_err()
+            .contains("not supported"));
     }
 
     #[test]

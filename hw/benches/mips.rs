@@ -65,6 +65,7 @@ fn main() {
                 },
                 debugcon_port: None,
                 clock: ClockMode::Realtime,
+                rtc_base: hw::rtc::RtcBase::HostUtc,
                 no_reboot: true,
             })
             .expect("machine");

@@ -1,14 +1,32 @@
 //! The PC board: CPU, memory and devices wired as on a PC, and the loop step that runs it.
 //!
 //! ```text
-//!   ports   0x20-0x21 0xA0-0xA1 0x4D0-0x4D1  8259 PIC pair      IRQ0 <- PIT channel 0
-//!           0x40-0x43, 0x61                  8254 PIT, port B   IRQ4 <- UART
-//!           0x3F8-0x3FF                      16550 UART (COM1)
+//!   ports   0x20-0x21 0xA0-0xA1 0x4D0-0x4D1  8259 PIC pair      IRQ0  <- PIT channel 0
+//!           0x40-0x43, 0x61                  8254 PIT, port B   IRQ1  <- keyboard data
+//!           0x60, 0x64                       8042 keyboard ctl  IRQ4  <- UART
+//!           0x70-0x71                        MC146818 RTC/CMOS  IRQ8  <- RTC
+//!           0x3F8-0x3FF                      16550 UART (COM1)  IRQ12 <- aux data
 //!           0x92                             fast A20 and reset
 //!           0xF4 (4 bytes)                   debug exit
 //!           0xE9 (configurable)              debug console
 //! ```
 //! Everything else reads all-ones and ignores writes, as an empty ISA bus does.
+//!
+//! A20 is on while either the 8042's output port or port 0x92 asks for it (the two are
+//! ORed, as in the PIIX chipsets). When it changes, the CPU stops after the port write and
+//! drops its TLB and jump cache, whose entries were made with the old mask.
+//!
+//! Time: devices read the virtual clock ([`crate::clock`]); the next moment at which any of
+//! them raises an interrupt is [`Board::next_deadline`]. With a deterministic clock, time
+//! only moves with instructions, so [`PcMachine::run`] cuts the CPU's work into slices that
+//! end at every device deadline, after every write that may move one (PIT channel 0, RTC
+//! registers) and at most [`DETERMINISTIC_QUANTUM`] instructions apart, and brings time
+//! forward between them. Where an interrupt lands then depends on the instruction count
+//! alone, never on the budget the caller passes or on how fast the host runs. A device read
+//! in the middle of a slice sees the time at the slice's start; the quantum bounds how old
+//! that is (reads do not end slices: guests poll timers in tight loops, and a slice per
+//! read would make them several times slower). A halt skips ahead to the next deadline and
+//! counts the skipped time against the budget as instructions.
 
 use std::sync::Arc;
 
@@ -16,15 +34,25 @@ use cpu::{Bus, Cpu, Exit};
 use memory::{GuestMemory, GuestPhysAddr};
 
 use crate::boot::{self, BootError, GuestLoader};
-use crate::clock::{ClockMode, VirtualClock};
+use crate::clock::{ClockMode, ClockState, VirtualClock};
 use crate::debugport::{DebugCon, DebugExit};
+use crate::i8042::{self, I8042};
 use crate::pic::Pic;
-use crate::pit::Pit;
+use crate::pit::{self, Pit};
+use crate::rtc::{self, Rtc, RtcBase};
 use crate::uart::Uart;
 
 pub const COM1_BASE: u16 = 0x3F8;
 pub const COM1_IRQ: u8 = 4;
 const PORT_A: u16 = 0x92;
+/// Port 0x92 bit 1: A20 gate.
+const PORT_A_A20: u8 = 0x02;
+/// Port 0x92 bit 0: system reset on a 0 -> 1 transition.
+const PORT_A_RESET: u8 = 0x01;
+/// Longest run of instructions a deterministic slice executes without bringing device time
+/// forward. A device access in the middle of a slice sees the time at the slice's start, so
+/// this bounds how stale that time can be.
+pub const DETERMINISTIC_QUANTUM: u64 = 4096;
 /// Where the board puts the flat GDT a Multiboot kernel starts with (below the loader's
 /// info area at 0x9000).
 const BOOT_GDT: u32 = 0x8000;
@@ -44,6 +72,8 @@ pub struct MachineConfig {
     pub boot: BootSource,
     pub debugcon_port: Option<u16>,
     pub clock: ClockMode,
+    /// What the RTC shows when the machine is created.
+    pub rtc_base: RtcBase,
     /// A triple fault or reset request ends the machine instead of resetting it.
     pub no_reboot: bool,
 }
@@ -77,6 +107,8 @@ pub enum RunEvent {
 pub struct Board {
     pub pic: Pic,
     pub pit: Pit,
+    pub rtc: Rtc,
+    pub kbc: I8042,
     pub uart: Uart,
     pub debug_exit: DebugExit,
     pub debugcon: Option<DebugCon>,
@@ -86,6 +118,13 @@ pub struct Board {
     exit_request: Option<i32>,
     reset_request: bool,
     port_a: u8,
+    /// A20 changed: the CPU's address translations are stale.
+    a20_changed: bool,
+    /// A timer was written (its deadlines may have moved): with a deterministic clock the
+    /// slice ends here, so that the next one is cut at the new deadline.
+    timer_programmed: bool,
+    /// Whether `timer_programmed` ends a slice (deterministic clock only).
+    stop_on_timer: bool,
 }
 
 impl Board {
@@ -100,8 +139,39 @@ impl Board {
             self.pic.set_irq(0, true);
             self.pic.set_irq(0, false);
         }
+        self.rtc.sync(now);
+        self.update_rtc_irq();
+        self.update_kbc_irqs();
         let l = self.uart.irq_level();
         self.pic.set_irq(COM1_IRQ, l);
+    }
+
+    /// The next virtual time at which a device raises an interrupt, if any is armed.
+    pub fn next_deadline(&mut self) -> Option<u64> {
+        let now = self.now();
+        let pit = self.pit.next_irq0_deadline(now);
+        let rtc = self.rtc.next_irq_deadline(now);
+        pit.into_iter().chain(rtc).min()
+    }
+
+    fn update_rtc_irq(&mut self) {
+        let l = self.rtc.irq_level();
+        self.pic.set_irq(rtc::RTC_IRQ, l);
+    }
+
+    fn update_kbc_irqs(&mut self) {
+        let (k, a) = (self.kbc.kbd_irq(), self.kbc.aux_irq());
+        self.pic.set_irq(i8042::KBD_IRQ, k);
+        self.pic.set_irq(i8042::AUX_IRQ, a);
+    }
+
+    /// Drives the A20 gate from its two sources.
+    fn update_a20(&mut self) {
+        let on = self.kbc.a20() || self.port_a & PORT_A_A20 != 0;
+        if on != self.mem.a20() {
+            self.mem.set_a20(on);
+            self.a20_changed = true;
+        }
     }
 
     fn io_read8(&mut self, port: u16) -> u8 {
@@ -118,6 +188,16 @@ impl Board {
             0x61 => {
                 let v = self.pit.read_port61(now);
                 self.update_irqs();
+                v
+            }
+            i8042::I8042_DATA_PORT | i8042::I8042_CMD_PORT => {
+                let v = self.kbc.read(port);
+                self.update_kbc_irqs();
+                v
+            }
+            rtc::RTC_INDEX_PORT | rtc::RTC_DATA_PORT => {
+                let v = self.rtc.read(port, now);
+                self.update_rtc_irq();
                 v
             }
             PORT_A => self.port_a,
@@ -141,14 +221,38 @@ impl Board {
         let now = self.now();
         match port {
             0x20 | 0x21 | 0xA0 | 0xA1 | 0x4D0 | 0x4D1 => self.pic.write(port, v),
-            0x40..=0x43 => self.pit.write(port, v, now),
+            0x40..=0x43 => {
+                self.pit.write(port, v, now);
+                // Only channel 0 raises interrupts; latch and read-back commands move
+                // no deadline.
+                self.timer_programmed |= match port {
+                    pit::PIT_CHANNEL0 => true,
+                    pit::PIT_CONTROL => {
+                        v >> pit::CW_SC_SHIFT == 0 && (v >> pit::CW_RW_SHIFT) & 3 != pit::RW_LATCH
+                    }
+                    _ => false,
+                };
+            }
             0x61 => self.pit.write_port61(v, now),
-            PORT_A => {
-                self.mem.set_a20(v & 2 != 0);
-                if v & 1 != 0 && self.port_a & 1 == 0 {
+            i8042::I8042_DATA_PORT | i8042::I8042_CMD_PORT => {
+                let fx = self.kbc.write(port, v);
+                if fx.reset {
                     self.reset_request = true;
                 }
-                self.port_a = v & 3;
+                self.update_a20();
+                self.update_kbc_irqs();
+            }
+            rtc::RTC_INDEX_PORT | rtc::RTC_DATA_PORT => {
+                self.rtc.write(port, v, now);
+                self.timer_programmed |= port == rtc::RTC_DATA_PORT;
+                self.update_rtc_irq();
+            }
+            PORT_A => {
+                if v & PORT_A_RESET != 0 && self.port_a & PORT_A_RESET == 0 {
+                    self.reset_request = true;
+                }
+                self.port_a = v & (PORT_A_A20 | PORT_A_RESET);
+                self.update_a20();
             }
             p if (COM1_BASE..COM1_BASE + 8).contains(&p) => {
                 self.uart.write((p - COM1_BASE) as u8, v);
@@ -212,7 +316,29 @@ impl Bus for Board {
     }
 
     fn stop_requested(&mut self) -> bool {
-        self.exit_request.is_some() || self.reset_request
+        self.exit_request.is_some()
+            || self.reset_request
+            || self.a20_changed
+            || (self.stop_on_timer && self.timer_programmed)
+    }
+}
+
+/// The RTC for a new machine at virtual time `now_ns`. The host clock is read here and
+/// nowhere else, and only if the configuration asks for it.
+fn new_rtc(base: RtcBase, now_ns: u64) -> Rtc {
+    match base {
+        RtcBase::Fixed(s) => Rtc::new(s, 1_000_000_000, now_ns),
+        RtcBase::HostUtc => {
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let secs = i64::try_from(since.as_secs()).unwrap_or(rtc::DEFAULT_BASE_SECONDS);
+            Rtc::new(
+                secs,
+                u64::from(1_000_000_000 - since.subsec_nanos()),
+                now_ns,
+            )
+        }
     }
 }
 
@@ -250,18 +376,26 @@ impl PcMachine {
             )?;
         }
         let mem = Arc::new(mem);
+        let clock = VirtualClock::new(config.clock);
+        let mut rtc = new_rtc(config.rtc_base, clock.now_ns());
+        rtc.set_pc_config(config.ram_size);
         let board = Board {
             pic: Pic::new(),
             pit: Pit::new(),
+            rtc,
+            kbc: I8042::new(),
             uart: Uart::new(),
             debug_exit: DebugExit::new(),
             debugcon: config.debugcon_port.map(|_| DebugCon::new()),
             debugcon_port: config.debugcon_port.unwrap_or(0xE9),
-            clock: VirtualClock::new(config.clock),
+            stop_on_timer: matches!(config.clock, ClockMode::Deterministic { .. }),
+            clock,
             mem: mem.clone(),
             exit_request: None,
             reset_request: false,
-            port_a: 2,
+            port_a: PORT_A_A20,
+            a20_changed: false,
+            timer_programmed: false,
         };
         let mut m = Self {
             cpu: Cpu::new(mem.clone()),
@@ -281,6 +415,17 @@ impl PcMachine {
         &self.config
     }
 
+    /// Instructions executed since the machine was created (the CPU's count, which a reset
+    /// does not clear).
+    pub fn icount(&self) -> u64 {
+        self.cpu.icount()
+    }
+
+    /// The virtual clock as it would be saved: mode and current virtual time.
+    pub fn clock_state(&self) -> ClockState {
+        self.board.clock.state()
+    }
+
     /// Puts CPU and devices in their power-on state and loads the boot image again.
     fn boot(&mut self) -> Result<(), MachineError> {
         self.cpu.reset();
@@ -289,14 +434,20 @@ impl PcMachine {
         self.board.pic = Pic::new();
         self.board.pit = Pit::new();
         self.board.pit.reset(now);
+        // The RTC keeps its time and CMOS RAM across a reset; only its RESET pin acts.
+        self.board.rtc.reset(now);
+        self.board.kbc = I8042::new();
         self.board.uart = Uart::new();
-        self.board.port_a = 2;
+        self.board.port_a = PORT_A_A20;
+        self.board.a20_changed = false;
+        self.board.timer_programmed = false;
         match self.config.boot.clone() {
             BootSource::Bios { .. } => {}
             BootSource::Multiboot { image, cmdline } => {
-                // A PC BIOS has run before a Multiboot loader: the PIC and PIT are as it
-                // leaves them (QEMU boots -kernel through SeaBIOS).
+                // A PC BIOS has run before a Multiboot loader: the PIC, PIT and keyboard
+                // controller are as it leaves them (QEMU boots -kernel through SeaBIOS).
                 self.board.pic.bios_init();
+                self.board.kbc.bios_init();
                 for (port, v) in [(0x43, 0x34), (0x40, 0), (0x40, 0)] {
                     self.board.pit.write(port, v, now);
                 }
@@ -361,40 +512,74 @@ impl PcMachine {
         self.boot()
     }
 
-    /// Runs guest code for up to `budget` instructions.
+    /// Runs guest code for up to `budget` instructions (a few more: the CPU finishes its
+    /// block). With a deterministic clock a halt's skipped time counts as instructions.
     pub fn run(&mut self, budget: u64) -> RunEvent {
-        self.board.update_irqs();
-        let before = self.cpu.icount();
-        let exit = self.cpu.run(&mut self.board, budget);
-        self.board.clock.advance_insns(self.cpu.icount() - before);
-        if let Some(code) = self.board.exit_request.take() {
-            return RunEvent::Exit(code);
-        }
-        let reset = self.board.reset_request || exit == Exit::Shutdown;
-        if reset {
-            self.board.reset_request = false;
-            if self.config.no_reboot {
-                return RunEvent::Shutdown;
+        let mut left = budget.max(1);
+        loop {
+            self.board.update_irqs();
+            let slice = match self.board.clock.mode() {
+                ClockMode::Realtime => left,
+                ClockMode::Deterministic { ns_per_insn } => {
+                    let mut s = left.min(DETERMINISTIC_QUANTUM);
+                    if let Some(d) = self.board.next_deadline() {
+                        let to_go = d.saturating_sub(self.board.now());
+                        s = s.min(to_go.div_ceil(ns_per_insn).max(1));
+                    }
+                    s
+                }
+            };
+            self.board.timer_programmed = false;
+            let before = self.cpu.icount();
+            let exit = self.cpu.run(&mut self.board, slice);
+            let ran = self.cpu.icount() - before;
+            self.board.clock.advance_insns(ran);
+            left = left.saturating_sub(ran);
+            if self.board.a20_changed {
+                self.board.a20_changed = false;
+                // Drops the TLB and the jump cache, both filled under the old A20 mask.
+                self.cpu.state_changed();
             }
-            if let Err(e) = self.reset() {
-                log::error!("reset failed: {e}");
-                return RunEvent::Shutdown;
+            if let Some(code) = self.board.exit_request.take() {
+                return RunEvent::Exit(code);
             }
-            return RunEvent::Reset;
-        }
-        match exit {
-            Exit::Halted => {
+            if self.board.reset_request || exit == Exit::Shutdown {
+                self.board.reset_request = false;
+                if self.config.no_reboot {
+                    return RunEvent::Shutdown;
+                }
+                if let Err(e) = self.reset() {
+                    log::error!("reset failed: {e}");
+                    return RunEvent::Shutdown;
+                }
+                return RunEvent::Reset;
+            }
+            if exit == Exit::Halted {
                 // An interrupt may already be due (a timer that fired during the slice).
                 self.board.update_irqs();
-                if self.board.pic.interrupt_pending() && self.cpu.s.eflags & cpu::state::IF != 0 {
-                    return RunEvent::Ran;
-                }
-                let now = self.board.now();
-                RunEvent::Halted {
-                    deadline_ns: self.board.pit.next_irq0_deadline(now),
+                let irq_on = self.cpu.s.eflags & cpu::state::IF != 0;
+                if !(irq_on && self.board.pic.interrupt_pending()) {
+                    // With interrupts off nothing but a reset ends the halt.
+                    let deadline = if irq_on {
+                        self.board.next_deadline()
+                    } else {
+                        None
+                    };
+                    let (ClockMode::Deterministic { ns_per_insn }, Some(d)) =
+                        (self.board.clock.mode(), deadline)
+                    else {
+                        return RunEvent::Halted {
+                            deadline_ns: deadline,
+                        };
+                    };
+                    let skipped = d.saturating_sub(self.board.now());
+                    self.board.clock.skip_to(d);
+                    left = left.saturating_sub((skipped / ns_per_insn).max(1));
                 }
             }
-            _ => RunEvent::Ran,
+            if left == 0 {
+                return RunEvent::Ran;
+            }
         }
     }
 

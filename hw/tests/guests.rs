@@ -48,3 +48,7 @@ fn realmode_bios() {
 
 // Privilege levels, gates, tasks and virtual-8086 mode.
 guest_tests!(ring3, callgate, task, v86, doublefault);
+
+// Platform devices and time: the RTC and CMOS, the 8042 and A20, PIT channel 2 through
+// port 0x61, and the timer-driven guests.
+guest_tests!(rtc, i8042, pit61, ticks, tickloop);

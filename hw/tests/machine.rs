@@ -37,6 +37,7 @@ fn machine(image: Arc<[u8]>, no_reboot: bool) -> PcMachine {
         },
         debugcon_port: None,
         clock: ClockMode::Realtime,
+        rtc_base: hw::rtc::RtcBase::HostUtc,
         no_reboot,
     })
     .unwrap()

@@ -230,6 +230,7 @@ mod tests {
                 },
                 debugcon_port: None,
                 clock: ClockMode::Deterministic { ns_per_insn: 10 },
+                rtc_base: crate::rtc::RtcBase::Fixed(946_684_800),
                 no_reboot: true,
             })
             .unwrap()

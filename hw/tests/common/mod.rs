@@ -19,6 +19,7 @@ pub fn run_guest(boot: BootSource, max_insns: u64) -> (Option<i32>, String) {
         boot,
         debugcon_port: None,
         clock: ClockMode::Realtime,
+        rtc_base: hw::rtc::RtcBase::HostUtc,
         no_reboot: true,
     })
     .expect("machine");
