@@ -35,6 +35,7 @@ pub mod state;
 pub mod testing;
 pub mod tlb;
 pub mod translate;
+pub mod vmstate;
 pub mod width;
 
 mod cpu;

@@ -15,5 +15,6 @@ pub mod machine;
 pub mod pic;
 pub mod pit;
 pub mod uart;
+pub mod vmstate;
 
 pub use machine::{BootSource, MachineConfig, MachineError, PcMachine, RunEvent};

@@ -28,9 +28,11 @@
 
 pub mod bios;
 pub mod elf;
+pub mod linux;
 pub mod multiboot;
 
 pub use bios::{validate_bios, BiosLayout};
+pub use linux::{load_linux, LinuxEntry, LinuxError};
 pub use multiboot::{is_multiboot, load_multiboot, MultibootEntry};
 
 use thiserror::Error;
