@@ -18,6 +18,7 @@ mod event_loop;
 mod monitor;
 mod options;
 mod registry;
+mod snapshots;
 mod vm;
 
 use std::path::{Path, PathBuf};

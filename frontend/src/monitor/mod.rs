@@ -9,6 +9,7 @@
 //! * [`server`]: connections: stdio and socket clients, line assembly, prompts.
 
 pub mod human;
+pub mod qmp;
 pub mod server;
 
 use std::fmt;
