@@ -251,7 +251,7 @@ impl Serial {
 /// Binds a unix listening socket at `path`, replacing a stale socket file left by an
 /// earlier run (as QEMU does) but never any other kind of file.
 pub fn bind_unix(path: &Path) -> io::Result<Io> {
-    use std::os::unix::fs::FileTypeExt;
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
     if let Ok(md) = std::fs::symlink_metadata(path) {
         if md.file_type().is_socket() {
             std::fs::remove_file(path)?;
@@ -262,7 +262,25 @@ pub fn bind_unix(path: &Path) -> io::Result<Io> {
             ));
         }
     }
-    let l = std::os::unix::net::UnixListener::bind(path)?;
+    // Owner-only from the first moment: the socket is made in a private directory, its
+    // mode set, and only then renamed into place (a monitor socket can stop, reset and
+    // read the machine).
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let private = parent.join(format!(".tern-sock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let staged = private.join("s");
+    let result = (|| -> io::Result<std::os::unix::net::UnixListener> {
+        let l = std::os::unix::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staged, path)?;
+        Ok(l)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    let l = result?;
     l.set_nonblocking(true)?;
     Ok(Io::UnixListener(l))
 }

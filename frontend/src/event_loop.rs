@@ -36,7 +36,7 @@ use crate::chardev::{bind_unix, Serial, SerialOut, Sink};
 use crate::monitor::server::Monitors;
 use crate::options::{DebugconSpec, MonitorSpec, SerialSpec};
 use crate::registry::{Io, Ready, Registry};
-use crate::vm::Vm;
+use crate::vm::{Vm, VmEvent};
 
 /// Instructions in the first vCPU slice. Slices then adapt so that each takes about
 /// [`SLICE_TARGET`] of host time: with a realtime clock the board raises timer interrupts
@@ -57,6 +57,8 @@ enum Role {
     SerialClient,
     MonitorListener,
     MonitorClient,
+    QmpListener,
+    QmpClient,
 }
 
 /// The host side of the machine's devices, as chosen on the command line.
@@ -64,6 +66,8 @@ pub struct Backends {
     pub serial: SerialSpec,
     pub debugcon: DebugconSpec,
     pub monitors: Vec<MonitorSpec>,
+    /// JSON (QMP) monitors.
+    pub qmp: Vec<MonitorSpec>,
 }
 
 pub struct EventLoop {
@@ -85,11 +89,13 @@ impl EventLoop {
         let stdio_monitors = b
             .monitors
             .iter()
+            .chain(&b.qmp)
             .filter(|m| **m == MonitorSpec::Stdio)
             .count();
         if stdio_monitors > 1 {
             anyhow::bail!("only one monitor can use stdio");
         }
+        let stdin_qmp = b.qmp.contains(&MonitorSpec::Stdio);
         let stdin_to_monitor = stdio_monitors == 1;
         let stdin_key = if stdin_to_monitor || b.serial == SerialSpec::Stdio {
             // Stdin is read through its own unbuffered descriptor, so that what the poller
@@ -132,27 +138,33 @@ impl EventLoop {
         };
 
         let mut monitors = Monitors::default();
-        for m in &b.monitors {
+        let specs = b.monitors.iter().map(|m| (m, Role::MonitorListener));
+        for (m, role) in specs.chain(b.qmp.iter().map(|m| (m, Role::QmpListener))) {
+            let what = if role == Role::QmpListener {
+                "QMP"
+            } else {
+                "monitor"
+            };
             match m {
                 MonitorSpec::Stdio => {}
                 MonitorSpec::Unix(p) => {
                     let io = bind_unix(p).with_context(|| {
-                        format!("cannot listen on monitor socket {}", p.display())
+                        format!("cannot listen on {what} socket {}", p.display())
                     })?;
                     socket_paths.push(p.clone());
-                    reg.add(io, Role::MonitorListener)?;
+                    reg.add(io, role)?;
                 }
                 MonitorSpec::Tcp(a) => {
                     let l = TcpListener::bind(a)
-                        .with_context(|| format!("cannot listen on monitor address {a}"))?;
+                        .with_context(|| format!("cannot listen on {what} address {a}"))?;
                     l.set_nonblocking(true)?;
-                    log::info!("monitor listening on tcp:{}", l.local_addr()?);
-                    reg.add(Io::TcpListener(l), Role::MonitorListener)?;
+                    log::info!("{what} listening on tcp:{}", l.local_addr()?);
+                    reg.add(Io::TcpListener(l), role)?;
                 }
             }
         }
         if let (true, Some(k)) = (stdin_to_monitor, stdin_key) {
-            monitors.open(&mut reg, k, true);
+            monitors.open(&mut reg, k, true, stdin_qmp);
         }
         Ok(Self {
             reg,
@@ -202,6 +214,7 @@ impl EventLoop {
                     break;
                 }
             }
+            self.deliver_events();
             if let Some(status) = self.vm.exit_request() {
                 return Ok(self.finish(status));
             }
@@ -227,15 +240,24 @@ impl EventLoop {
                 }
                 RunEvent::Reset => {
                     log::info!("guest reset");
+                    self.vm.event(VmEvent::Reset {
+                        guest: true,
+                        reason: "guest-reset",
+                    });
                     None
                 }
                 RunEvent::Shutdown => {
                     log::info!("guest shut down (--no-reboot)");
+                    self.vm.event(VmEvent::Shutdown {
+                        guest: true,
+                        reason: "guest-reset",
+                    });
                     self.vm.request_exit(0);
                     None
                 }
             };
             self.drain_output();
+            self.deliver_events();
             if let Some(status) = self.vm.exit_request() {
                 return Ok(self.finish(status));
             }
@@ -259,13 +281,22 @@ impl EventLoop {
             Role::SerialListener => self.serial.accept(&mut self.reg, Role::SerialClient),
             Role::MonitorListener => {
                 self.monitors
-                    .accept(&mut self.reg, r.key, Role::MonitorClient)
+                    .accept(&mut self.reg, r.key, Role::MonitorClient, false)
             }
-            Role::MonitorClient => {
+            Role::QmpListener => self
+                .monitors
+                .accept(&mut self.reg, r.key, Role::QmpClient, true),
+            Role::MonitorClient | Role::QmpClient => {
                 self.monitors
                     .ready(&mut self.reg, r.key, r.readable, r.writable, &mut self.vm)
             }
         }
+    }
+
+    /// Tells the QMP monitors what happened to the VM.
+    fn deliver_events(&mut self) {
+        let events = self.vm.take_events();
+        self.monitors.broadcast(&mut self.reg, &events);
     }
 
     fn drain_output(&mut self) {
@@ -278,6 +309,7 @@ impl EventLoop {
     /// Sends what can still be sent and releases the sockets.
     fn finish(mut self, status: i32) -> i32 {
         self.drain_output();
+        self.deliver_events();
         self.monitors.flush_all(&mut self.reg);
         for p in &self.socket_paths {
             let _ = std::fs::remove_file(p);

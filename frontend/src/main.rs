@@ -18,7 +18,6 @@ mod event_loop;
 mod monitor;
 mod options;
 mod registry;
-mod snapshots;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -82,6 +81,10 @@ struct RunArgs {
     /// listens on 127.0.0.1)
     #[argh(option, from_str_fn(options::parse_monitor))]
     monitor: Vec<MonitorSpec>,
+    /// JSON (QMP) monitor: unix:PATH, tcp:[HOST]:PORT or stdio (repeatable; TCP without a
+    /// host listens on 127.0.0.1; unix sockets are owner-only)
+    #[argh(option, from_str_fn(options::parse_monitor))]
+    qmp: Vec<MonitorSpec>,
     /// start with the CPU stopped (resume with the monitor's `cont`)
     #[argh(switch)]
     paused: bool,
@@ -179,6 +182,7 @@ fn run(tern: Tern) -> Result<i32> {
         serial: args.serial.clone().unwrap_or(SerialSpec::Stdio),
         debugcon,
         monitors: args.monitor.clone(),
+        qmp: args.qmp.clone(),
     };
     EventLoop::new(vm, backends)?.run()
 }

@@ -1,12 +1,30 @@
 //! The virtual machine as the monitor and the event loop see it: the board plus the
-//! run state that belongs to the frontend (running or stopped, exit requested).
+//! run state that belongs to the frontend (running or stopped, exit requested), and the
+//! events that state changes produce for the JSON monitors.
 
 use hw::PcMachine;
+
+/// Something monitors are told about without asking (QMP events).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmEvent {
+    Stop,
+    Resume,
+    /// `guest`: the guest asked for it (not a monitor); `reason` as QEMU names it.
+    Reset {
+        guest: bool,
+        reason: &'static str,
+    },
+    Shutdown {
+        guest: bool,
+        reason: &'static str,
+    },
+}
 
 pub struct Vm {
     pub machine: PcMachine,
     running: bool,
     exit: Option<i32>,
+    events: Vec<VmEvent>,
 }
 
 impl Vm {
@@ -20,6 +38,7 @@ impl Vm {
             machine,
             running: !paused,
             exit: None,
+            events: Vec::new(),
         }
     }
 
@@ -32,6 +51,7 @@ impl Vm {
         if self.running {
             self.running = false;
             self.machine.pause_clock();
+            self.events.push(VmEvent::Stop);
         }
     }
 
@@ -40,6 +60,7 @@ impl Vm {
         if !self.running {
             self.running = true;
             self.machine.resume_clock();
+            self.events.push(VmEvent::Resume);
         }
     }
 
@@ -51,5 +72,15 @@ impl Vm {
 
     pub fn exit_request(&self) -> Option<i32> {
         self.exit
+    }
+
+    /// Records an event for the monitors (the event loop delivers it).
+    pub fn event(&mut self, e: VmEvent) {
+        self.events.push(e);
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<VmEvent> {
+        std::mem::take(&mut self.events)
     }
 }

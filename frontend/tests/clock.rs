@@ -6,105 +6,39 @@
 //! the machine running the tests may be busy. The one bound on CPU use is loose enough to
 //! hold on a loaded host and still catch a vCPU that spins while the guest halts.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
-/// Upper bound for anything the tests wait for.
-const WAIT: Duration = Duration::from_secs(60);
+use common::*;
+
 /// Clock ticks per second of the times in `/proc/PID/stat` (`USER_HZ`, fixed at 100 in
 /// Linux's user ABI).
 const USER_HZ: u64 = 100;
 
-/// A scratch directory removed when the test ends.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let p = std::env::temp_dir().join(format!("tern-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self, f: &str) -> PathBuf {
-        self.0.join(f)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A `tern` process killed if the test fails before it exits.
-struct Tern(Child);
-
-impl Tern {
-    fn spawn(args: &[&str]) -> Self {
-        let child = Command::new(TERN)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn tern");
-        Tern(child)
-    }
-
-    fn wait(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                return s.code();
-            }
-            assert!(Instant::now() < deadline, "tern did not exit");
-            std::thread::sleep(Duration::from_millis(10));
+/// Waits until the process has exited but is not yet reaped, and returns the CPU
+/// time it used (user + system), as its parent's `getrusage` would after reaping it.
+fn cpu_time_at_exit(tern: &mut Tern) -> Duration {
+    let stat = format!("/proc/{}/stat", tern.0.id());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = std::fs::read_to_string(&stat).expect("read /proc/PID/stat");
+        // Fields after the parenthesised command name: state is the first, utime and
+        // stime the 12th and 13th.
+        let rest = &text[text.rfind(')').expect("stat format") + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f[0] == "Z" {
+            let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+            return Duration::from_millis(ticks * 1000 / USER_HZ);
         }
-    }
-
-    /// Waits until the process has exited but is not yet reaped, and returns the CPU
-    /// time it used (user + system), as its parent's `getrusage` would after reaping it.
-    fn cpu_time_at_exit(&mut self) -> Duration {
-        let stat = format!("/proc/{}/stat", self.0.id());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let text = std::fs::read_to_string(&stat).expect("read /proc/PID/stat");
-            // Fields after the parenthesised command name: state is the first, utime and
-            // stime the 12th and 13th.
-            let rest = &text[text.rfind(')').expect("stat format") + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            if f[0] == "Z" {
-                let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-                return Duration::from_millis(ticks * 1000 / USER_HZ);
-            }
-            assert!(Instant::now() < deadline, "tern did not exit");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        assert!(Instant::now() < deadline, "tern did not exit");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
-impl Drop for Tern {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-fn guest(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/guests")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_string()
+fn guest_arg(name: &str) -> String {
+    guest(name).to_str().unwrap().to_string()
 }
 
 /// Runs a guest to its exit with the given extra options; returns the status and what it
@@ -114,13 +48,13 @@ fn run_guest(dir: &TempDir, name: &str, tag: &str, extra: &[&str]) -> (Option<i3
     let mut args = vec![
         "run".to_string(),
         "--kernel".to_string(),
-        guest(name),
+        guest_arg(name),
         "--serial".to_string(),
         format!("file:{}", serial.display()),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let status = Tern::spawn(&argv).wait();
+    let status = Tern::spawn(&argv).wait().code();
     (status, std::fs::read(&serial).unwrap_or_default())
 }
 
@@ -180,13 +114,13 @@ fn idle_realtime_guest_sleeps_between_ticks() {
     let mut tern = Tern::spawn(&[
         "run",
         "--kernel",
-        &guest("ticks.bin"),
+        &guest_arg("ticks.bin"),
         "--serial",
         &format!("file:{}", serial.display()),
     ]);
-    let cpu = tern.cpu_time_at_exit();
+    let cpu = cpu_time_at_exit(&mut tern);
     let wall = start.elapsed();
-    let status = tern.wait();
+    let status = tern.wait().code();
     let out = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
     println!(
         "ticks (100 at 100 Hz, realtime): wall {:.3} s, CPU {:.3} s = {:.1} % of a core\n{out}",

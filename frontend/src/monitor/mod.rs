@@ -18,7 +18,7 @@ use cpu::tlb::{translate, Access};
 use cpu::CpuState;
 use memory::GuestPhysAddr;
 
-use crate::vm::Vm;
+use crate::vm::{Vm, VmEvent};
 
 /// The most bytes one `x`/`xp` may dump: bounds the reply a single line can produce.
 pub const MAX_DUMP_BYTES: u64 = 64 * 1024;
@@ -198,9 +198,17 @@ pub fn execute(vm: &mut Vm, cmd: Command) -> Result<Reply, CommandError> {
             vm.machine
                 .reset()
                 .map_err(|e| CommandError::Reset(e.to_string()))?;
+            vm.event(VmEvent::Reset {
+                guest: false,
+                reason: "host-qmp-system-reset",
+            });
             Ok(Reply::Done)
         }
         Command::Quit => {
+            vm.event(VmEvent::Shutdown {
+                guest: false,
+                reason: "host-qmp-quit",
+            });
             vm.request_exit(0);
             Ok(Reply::Done)
         }

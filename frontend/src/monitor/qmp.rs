@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 
 use super::human::{parse_human, render, render_error};
 use super::{execute, Command, CommandError, Reply};
-use crate::vm::Vm;
+use crate::vm::{Vm, VmEvent};
 
 /// Largest accepted message; beyond it the input is discarded up to the next newline.
 pub const MAX_MESSAGE: usize = 1 << 20;
@@ -114,6 +114,20 @@ pub fn event(name: &str, data: Value, now: std::time::SystemTime) -> String {
         json!({"seconds": t.as_secs(), "microseconds": t.subsec_micros()}),
     );
     line(&Value::Object(m))
+}
+
+/// The QMP event for a VM state change.
+pub fn vm_event(e: &VmEvent, now: std::time::SystemTime) -> String {
+    match e {
+        VmEvent::Stop => event("STOP", Value::Null, now),
+        VmEvent::Resume => event("RESUME", Value::Null, now),
+        VmEvent::Reset { guest, reason } => {
+            event("RESET", json!({"guest": guest, "reason": reason}), now)
+        }
+        VmEvent::Shutdown { guest, reason } => {
+            event("SHUTDOWN", json!({"guest": guest, "reason": reason}), now)
+        }
+    }
 }
 
 fn line(v: &Value) -> String {
@@ -419,6 +433,7 @@ mod tests {
             },
             debugcon_port: None,
             clock: hw::clock::ClockMode::Realtime,
+            rtc_base: hw::rtc::RtcBase::HostUtc,
             no_reboot: true,
         })
         .unwrap();

@@ -1,4 +1,5 @@
-//! Human monitor connections: the stdio monitor and clients of unix/TCP monitor sockets.
+//! Monitor connections: the stdio monitor and clients of unix/TCP monitor sockets, each
+//! speaking the human monitor's lines or QMP ([`super::qmp`]).
 //!
 //! Every connection has its own line buffer and its own output queue, so a reply goes only
 //! to the connection whose line produced it and a half-sent line from one client never
@@ -12,8 +13,9 @@ use std::io::{self, Read, Write};
 
 use super::execute;
 use super::human::{parse_human, render, render_error, BANNER, PROMPT};
+use super::qmp::{self, QmpSession};
 use crate::registry::{Io, Key, Registry};
-use crate::vm::Vm;
+use crate::vm::{Vm, VmEvent};
 
 /// Longest accepted command line. Longer lines are discarded up to their newline and
 /// answered with an error; this bounds what a client can make tern buffer.
@@ -29,8 +31,15 @@ enum Output {
     Socket,
 }
 
+/// The language a connection speaks.
+pub enum Protocol {
+    Human,
+    Qmp(QmpSession),
+}
+
 struct Client {
     output: Output,
+    protocol: Protocol,
     line: Vec<u8>,
     /// The current line overflowed [`MAX_LINE`]: drop bytes until its newline.
     discarding: bool,
@@ -45,26 +54,56 @@ pub struct Monitors {
 
 impl Monitors {
     /// Starts a monitor on a registered source (stdin or an accepted socket) and greets it.
-    pub fn open<R: Copy>(&mut self, reg: &mut Registry<R>, key: Key, stdio: bool) {
+    pub fn open<R: Copy>(&mut self, reg: &mut Registry<R>, key: Key, stdio: bool, qmp: bool) {
         let output = if stdio {
             Output::Stdout
         } else {
             Output::Socket
         };
+        let (protocol, greeting) = if qmp {
+            (Protocol::Qmp(QmpSession::new()), qmp::greeting())
+        } else {
+            (Protocol::Human, format!("{BANNER}{PROMPT}"))
+        };
         self.clients.insert(
             key,
             Client {
                 output,
+                protocol,
                 line: Vec::new(),
                 discarding: false,
                 queued: Vec::new(),
             },
         );
-        self.send(reg, key, format!("{BANNER}{PROMPT}").as_bytes());
+        self.send(reg, key, greeting.as_bytes());
+    }
+
+    /// Sends VM events to every QMP client that has negotiated.
+    pub fn broadcast<R: Copy>(&mut self, reg: &mut Registry<R>, events: &[VmEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let now = std::time::SystemTime::now();
+        let text: String = events.iter().map(|e| qmp::vm_event(e, now)).collect();
+        let keys: Vec<Key> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| matches!(&c.protocol, Protocol::Qmp(q) if q.wants_events()))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.send(reg, k, text.as_bytes());
+        }
     }
 
     /// Accepts every waiting client on a monitor listener.
-    pub fn accept<R: Copy>(&mut self, reg: &mut Registry<R>, listener: Key, client_role: R) {
+    pub fn accept<R: Copy>(
+        &mut self,
+        reg: &mut Registry<R>,
+        listener: Key,
+        client_role: R,
+        qmp: bool,
+    ) {
         // A bounded batch per wake-up: a flood of connections cannot starve the vCPU.
         for _ in 0..16 {
             let accepted = match reg.get_mut(listener) {
@@ -75,7 +114,7 @@ impl Monitors {
                 Ok(Some(io)) => match reg.add(io, client_role) {
                     Ok(key) => {
                         log::info!("monitor client connected");
-                        self.open(reg, key, false);
+                        self.open(reg, key, false, qmp);
                     }
                     Err(e) => log::warn!("cannot watch a monitor client: {e}"),
                 },
@@ -127,6 +166,7 @@ impl Monitors {
             let rest = self
                 .clients
                 .get_mut(&key)
+                .filter(|c| matches!(c.protocol, Protocol::Human))
                 .map(|c| (std::mem::take(&mut c.line), c.discarding));
             if let Some((rest, false)) = rest {
                 if !rest.is_empty() {
@@ -141,6 +181,15 @@ impl Monitors {
     }
 
     fn input<R: Copy>(&mut self, reg: &mut Registry<R>, key: Key, mut bytes: &[u8], vm: &mut Vm) {
+        if let Some(Client {
+            protocol: Protocol::Qmp(q),
+            ..
+        }) = self.clients.get_mut(&key)
+        {
+            let reply = q.input(bytes, vm);
+            self.send(reg, key, reply.as_bytes());
+            return;
+        }
         while !bytes.is_empty() {
             if vm.exit_request().is_some() {
                 return;

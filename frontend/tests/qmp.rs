@@ -1,0 +1,70 @@
+//! QMP driven by QEMU's own client library, `qemu.qmp` (PyPI `qemu-qmp`), against real
+//! `tern` processes: if tern speaks QMP as QEMU does, the tools written for QEMU work.
+//!
+//! The Python side is `tests/qmp/client.py`. It needs a Python with `qemu.qmp`:
+//! `TERN_QMP_PYTHON` names it (`.ci/run` makes a virtual environment and sets it), else
+//! `python3` is tried. Without the library the tests say so and pass, unless
+//! `TERN_REQUIRE_QMP=1` (set by `.ci/run`) makes that a failure.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// A Python that can `import qemu.qmp`, if there is one.
+fn python() -> Option<String> {
+    let py = std::env::var("TERN_QMP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import qemu.qmp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("TERN_REQUIRE_QMP").is_err(),
+            "TERN_REQUIRE_QMP is set but {py} cannot import qemu.qmp"
+        );
+        eprintln!("qemu.qmp not available to {py}: QMP client test skipped");
+    }
+    ok.then_some(py)
+}
+
+/// Runs a scenario of client.py; panics with its output when it fails.
+fn client(py: &str, args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/qmp/client.py");
+    let out = Command::new(py)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run the QMP client");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "QMP client failed:\n{text}");
+    text
+}
+
+#[test]
+fn qemu_qmp_client_drives_tern() {
+    let Some(py) = python() else { return };
+    let dir = TempDir::new("qmp");
+    let sock = dir.path("qmp.sock");
+    let sock_arg = format!("unix:{}", sock.display());
+    let mut tern = Tern::spawn(&["run", "--qmp", &sock_arg, "--serial", "none"]);
+    wait_path(&mut tern, &sock);
+    let mode = std::fs::metadata(&sock).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600,
+        "the QMP socket is owner-only"
+    );
+    let out = client(&py, &["basic", sock.to_str().unwrap()]);
+    assert!(
+        out.contains("ok: connection and guest survive errors"),
+        "{out}"
+    );
+    // The guest is still running and a monitor still answers: quit through QMP's own
+    // human-monitor passthrough.
+    let out = client(&py, &["quit", sock.to_str().unwrap()]);
+    assert!(out.contains("ok: SHUTDOWN"), "{out}");
+    assert_eq!(tern.wait().code(), Some(0));
+}
