@@ -63,7 +63,8 @@ use crate::transport::{Canceller, FdLookup, Outgoing, TransportError};
 use crate::uri::MigrationUri;
 
 const PAGE_SIZE: u64 = savevm::PAGE_SIZE as u64;
-/// Pages put into the stream between two looks at the rate limiter and at a cancel.
+/// Pages put into the stream between two flushes to the transport and looks at the rate
+/// limiter (a cancel is checked more often).
 const CHUNK_PAGES: u64 = 64;
 /// Transport buffer: small writes (run headers) are gathered, page runs pass through.
 const BUFFER: usize = 64 << 10;
@@ -533,8 +534,9 @@ impl Sender {
         Ok(())
     }
 
-    /// Sends the page runs `(first, count)`, pacing through the rate limiter if
-    /// `throttled`.
+    /// Sends the page runs `(first, count)`. Every [`CHUNK_PAGES`] pages the bytes are
+    /// pushed to the transport, so what the rate limiter and the bandwidth windows count
+    /// has really left; then the sender paces if `throttled`.
     fn send<W: Write>(
         &mut self,
         w: &mut StreamWriter<W>,
@@ -546,27 +548,43 @@ impl Sender {
             Instant::now(),
             self.shared.transferred.load(Ordering::Relaxed),
         );
+        let mut unflushed = 0;
         for &(first, count) in runs {
             let end = first + count;
             let mut page = first;
             while page < end {
                 self.check_cancel()?;
-                let n = (end - page).min(CHUNK_PAGES);
+                let n = (end - page).min(CHUNK_PAGES - unflushed);
                 w.put_ram(&mut RamSource(&self.memory), page..page + n)?;
                 page += n;
                 remaining -= n;
+                unflushed += n;
                 self.window.pages += n;
-                if throttled {
-                    self.pace()?;
+                if unflushed == CHUNK_PAGES {
+                    unflushed = 0;
+                    self.chunk_done(w, remaining, throttled)?;
                 }
-                if self.window.start.elapsed() >= WINDOW {
-                    self.close_window();
-                }
-                self.publish_counts(w.description(), remaining);
             }
         }
-        w.flush_ram()?;
+        self.chunk_done(w, remaining, throttled)?;
         self.close_window();
+        self.publish_counts(w.description(), remaining);
+        Ok(())
+    }
+
+    fn chunk_done<W: Write>(
+        &mut self,
+        w: &mut StreamWriter<W>,
+        remaining: u64,
+        throttled: bool,
+    ) -> Result<(), MigrationError> {
+        w.flush()?;
+        if throttled {
+            self.pace()?;
+        }
+        if self.window.start.elapsed() >= WINDOW {
+            self.close_window();
+        }
         self.publish_counts(w.description(), remaining);
         Ok(())
     }
