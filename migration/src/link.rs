@@ -61,7 +61,9 @@ use savevm::{Encoder, Verified, VmState};
 
 use crate::stats::MigrationStatus;
 
-/// Called by a migration thread whenever the VM thread has something to look at.
+/// Called by a migration thread whenever the VM thread has something to look at. It may
+/// be called with the migration's own lock held: it must only wake the event loop (e.g.
+/// `Poller::notify`), never call back into the migration.
 pub type Waker = Box<dyn Fn() + Send + Sync>;
 
 /// Where the VM thread sends its answer to one request. Sending never blocks; an answer

@@ -276,13 +276,22 @@ impl OutgoingMigration {
     /// has cleaned up.
     pub fn cancel(&self) {
         {
-            let st = lock(&self.shared.state);
+            // Checked and changed under one lock: a migration that completes meanwhile
+            // stays completed.
+            let mut st = lock(&self.shared.state);
             if st.status.is_final() {
                 return;
             }
             self.shared.cancel.store(true, Ordering::Release);
+            if st.status != MigrationStatus::Cancelling {
+                st.status = MigrationStatus::Cancelling;
+                self.shared
+                    .port
+                    .notify(VmRequest::Event(MigrationEvent::Status(
+                        MigrationStatus::Cancelling,
+                    )));
+            }
         }
-        self.shared.set_status(MigrationStatus::Cancelling);
         if let Some(c) = lock(&self.shared.canceller).as_ref() {
             c.cancel();
         }
@@ -372,7 +381,20 @@ impl Sender {
             let mut st = lock(&self.shared.state);
             st.ended = Some(Instant::now());
             match result {
-                Ok(()) => MigrationStatus::Completed,
+                Ok(()) => {
+                    // As QEMU reports a finished migration: everything sent over the time
+                    // after setup.
+                    let sent = self.shared.transferred.load(Ordering::Relaxed);
+                    let took = st
+                        .ended
+                        .unwrap_or_else(Instant::now)
+                        .saturating_duration_since(st.started)
+                        .saturating_sub(st.setup_time.unwrap_or_default());
+                    if !took.is_zero() {
+                        st.ram.mbps = sent as f64 * 8.0 / 1e6 / took.as_secs_f64();
+                    }
+                    MigrationStatus::Completed
+                }
                 Err(_) if self.shared.cancelled() => MigrationStatus::Cancelled,
                 Err(e) => {
                     log::warn!("migration to {} failed: {e}", self.uri);

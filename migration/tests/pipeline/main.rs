@@ -122,15 +122,12 @@ pub fn assert_same_ram(a: &FakeVm, b: &FakeVm) {
         a.memory.ram().read_slice(p * PAGE, &mut x);
         b.memory.ram().read_slice(p * PAGE, &mut y);
         if x != y {
-            let seq = |v: &[u8]| {
-                v.chunks(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
-                    .max()
-            };
+            let at = x.iter().zip(&y).position(|(a, b)| a != b).unwrap_or(0) & !7;
+            let word = |v: &[u8]| u64::from_le_bytes(v[at..at + 8].try_into().unwrap());
             panic!(
-                "page {p:#x} differs: largest word source {:?}, destination {:?}",
-                seq(&x),
-                seq(&y)
+                "page {p:#x} differs at byte {at:#x}: source {:#x}, destination {:#x}",
+                word(&x),
+                word(&y)
             );
         }
     }
