@@ -23,12 +23,16 @@
 //!   already takes the logged slow path. Done from another thread while a block runs, a
 //!   store through a still-armed entry could escape the log after the sender copied
 //!   the page.
-//! * [`VmRequest::Harvest`]: reply `memory.dirty_take(DirtyClient::Migration)`. The vCPU
-//!   drops its TLB write entries (the take moves the epoch, the next slice sees it, or call
-//!   `Cpu::rearm_dirty_tracking` at once) *before* it runs another instruction: a page
-//!   dirtied after the take is then logged again, and the sender copies only pages whose
-//!   bit it took, so no write is lost (see the `memory` crate docs). Device DMA done by the
-//!   VM thread goes through `GuestMemory::write_phys`, which logs.
+//! * [`VmRequest::Harvest`]: in one step between two slices, (1) make the vCPU drop its
+//!   TLB write entries (`Cpu::rearm_dirty_tracking`), (2) reply
+//!   `memory.dirty_take(DirtyClient::Migration)`. A write entry exists only for a page
+//!   logged since the last harvest, and a store through it sets no bit. If one survived
+//!   the take, the guest's next store to that page would leave no trace in the log, and
+//!   the sender, which copies only pages whose bit it took, would never send it. With the
+//!   entries gone, every later store takes the logged path. (Between slices no guest
+//!   instruction runs, so taking first is equivalent: the take moves the dirty epoch and
+//!   the vCPU re-arms before its next block.) Device DMA done by the VM thread goes
+//!   through `GuestMemory::write_phys`, which logs.
 //! * [`VmRequest::StopForCompletion`]: remember whether the guest was running, stop the
 //!   vCPU and guest time (the run state becomes `finish-migrate`), complete pending device
 //!   I/O (DMA, disk writes) so nothing changes RAM or device state afterwards, take the
