@@ -319,6 +319,31 @@ impl GuestMemory {
         }
     }
 
+    /// Writes RAM by offset rather than by guest physical address, logged and checked for
+    /// code like [`GuestMemory::write_phys`]: for restoring RAM page by page (an incoming
+    /// migration), where pages shadowed by a hole must be restored too. `false` if the
+    /// range is not inside RAM (nothing is written then).
+    pub fn write_ram(&self, offset: u64, data: &[u8]) -> bool {
+        let in_ram = offset
+            .checked_add(data.len() as u64)
+            .is_some_and(|end| end <= self.ram.len());
+        if !in_ram {
+            return false;
+        }
+        let mut done = 0usize;
+        while done < data.len() {
+            let off = offset + done as u64;
+            let n = ((PAGE_SIZE - (off % PAGE_SIZE)) as usize).min(data.len() - done);
+            self.ram.write_slice(off, &data[done..done + n]);
+            if self.note_write(off >> PAGE_SHIFT) {
+                self.smc.set(off >> PAGE_SHIFT);
+                self.smc_pending.store(true, Ordering::Release);
+            }
+            done += n;
+        }
+        true
+    }
+
     /// Reads guest physical memory as a device or debugger sees it (holes read all-ones).
     pub fn read_phys(&self, addr: GuestPhysAddr, out: &mut [u8]) {
         let mut done = 0usize;

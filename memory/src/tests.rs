@@ -173,3 +173,25 @@ fn no_write_is_lost_between_harvests() {
         );
     }
 }
+
+#[test]
+fn ram_writes_by_offset_reach_shadowed_pages_and_are_logged() {
+    let m = GuestMemory::new(2 << 20).unwrap();
+    m.dirty_enable(DirtyClient::Migration);
+    m.code_mark(0xA0);
+    // 0xA0000 is the VGA hole as a physical address, but a RAM page all the same.
+    assert!(m.write_ram(0xA_0FFE, &[1, 2, 3, 4]));
+    let mut b = [0u8; 4];
+    assert!(m.ram().read_slice(0xA_0FFE, &mut b));
+    assert_eq!(b, [1, 2, 3, 4]);
+    assert_eq!(
+        m.dirty_take(DirtyClient::Migration)
+            .pages()
+            .collect::<Vec<_>>(),
+        vec![0xA0, 0xA1]
+    );
+    assert_eq!(m.take_smc().pages().collect::<Vec<_>>(), vec![0xA0]);
+    assert!(!m.write_ram((2 << 20) - 2, &[0; 4]));
+    assert!(!m.write_ram(u64::MAX, &[0]));
+    assert_eq!(m.dirty_take(DirtyClient::Migration).count(), 0);
+}

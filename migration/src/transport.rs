@@ -83,6 +83,8 @@ pub enum Canceller {
     Unix(UnixStream),
     /// Killing the command makes the next write fail.
     Exec(Arc<Mutex<Child>>),
+    /// A handed-over descriptor: shut down if it is a socket (a pipe cannot be).
+    Fd(File),
     None,
 }
 
@@ -97,6 +99,9 @@ impl Canceller {
             }
             Canceller::Exec(child) => {
                 let _ = lock(child).kill();
+            }
+            Canceller::Fd(f) => {
+                let _ = socket2::SockRef::from(f).shutdown(Shutdown::Both);
             }
             Canceller::None => {}
         }
@@ -181,7 +186,8 @@ impl Outgoing {
             Sink::Tcp(s) => s.try_clone().map_or(Canceller::None, Canceller::Tcp),
             Sink::Unix(s) => s.try_clone().map_or(Canceller::None, Canceller::Unix),
             Sink::Exec { child, .. } => Canceller::Exec(child.clone()),
-            Sink::Fd(_) | Sink::File { .. } => Canceller::None,
+            Sink::Fd(f) => f.try_clone().map_or(Canceller::None, Canceller::Fd),
+            Sink::File { .. } => Canceller::None,
         }
     }
 
@@ -585,6 +591,27 @@ mod tests {
         c.cancel();
         let e = writer.join().unwrap();
         assert!(!e.to_string().is_empty());
+    }
+
+    #[test]
+    fn cancel_unblocks_a_writer_on_a_handed_over_socket() {
+        let (a, _peer) = UnixStream::pair().unwrap();
+        let mut slot = Some(OwnedFd::from(a));
+        let mut out =
+            Outgoing::connect(&MigrationUri::Fd("mig".into()), &mut |_| slot.take()).unwrap();
+        let c = out.canceller();
+        assert!(matches!(c, Canceller::Fd(_)));
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![0u8; 1 << 20];
+            loop {
+                if let Err(e) = out.write_all(&chunk) {
+                    return e;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        c.cancel();
+        assert_eq!(writer.join().unwrap().kind(), io::ErrorKind::BrokenPipe);
     }
 
     #[test]

@@ -240,6 +240,13 @@ impl<W: Write> StreamWriter<W> {
         self.flush_data()
     }
 
+    /// Writes out any RAM run still being gathered and flushes `W`: everything written so
+    /// far has left, for a sender that paces or times what reached the transport.
+    pub fn flush(&mut self) -> Result<()> {
+        self.flush_ram()?;
+        self.out.flush()
+    }
+
     /// Ends the stream: end marker, checksum, JSON trailer. Returns the writer and what
     /// the stream holds.
     pub fn finish(mut self) -> Result<(W, Description)> {

@@ -840,3 +840,20 @@ fn conformance_of_the_test_devices() {
     testing::check_state(&dev(1, "", &[]), &dev(2, "bb", b"q"));
     testing::check_state(&Timer { mode: 5, ticks: 9 }, &Timer { mode: 0, ticks: 1 });
 }
+
+#[test]
+fn flush_pushes_gathered_pages_through_a_buffered_writer() {
+    let mut buf = io::BufWriter::with_capacity(1 << 20, Vec::new());
+    let mut w = StreamWriter::new(&mut buf, &config(), FLAG_LIVE).unwrap();
+    w.begin_ram_pass().unwrap();
+    let ram = ram_pass1();
+    w.put_ram(&mut ram.clone()[..], 0..2).unwrap();
+    let gathered = w.bytes_written();
+    w.flush().unwrap();
+    // The page of data being gathered, with its record header.
+    let written = w.bytes_written();
+    assert_eq!(written, gathered + 13 + PAGE_SIZE as u64);
+    drop(w);
+    assert!(buf.buffer().is_empty());
+    assert_eq!(buf.get_ref().len() as u64, written);
+}

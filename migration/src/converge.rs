@@ -1,0 +1,197 @@
+//! When to stop copying, and how hard to throttle the guest meanwhile.
+//!
+//! After every harvest the sender knows how many pages are dirty (what the next pass, or
+//! the stop-and-copy, must send), how many bytes it sent since the previous harvest, and
+//! the measured bandwidth. From that, one decision per harvest:
+//!
+//! ```text
+//!  expected downtime = dirty pages × 4096 / bandwidth
+//!  complete          = nothing dirty, or expected downtime <= downtime-limit
+//!  high              = dirty bytes > ½ × bytes sent since the previous harvest
+//!                      (QEMU's rule: the guest re-dirties more than half of what went out)
+//!  not converging    = not complete, and the last two harvests were high
+//!  throttle          = auto-converge off: 0
+//!                      on, not complete, two or more highs in a row:
+//!                          0 → cpu-throttle-initial, then + cpu-throttle-increment per
+//!                          further high harvest, at most 99
+//! ```
+//!
+//! The bandwidth is the one measured on the link while pages went out (rate-limit pauses
+//! included). Before anything could be timed it is `max-bandwidth`; with no limit either,
+//! the link is taken to be as fast as what has been sent so far, i.e. the rest fits.
+//! Every parameter is read afresh at each decision, so a new `downtime-limit` decides the
+//! very next harvest.
+
+use crate::params::{ParamValues, MAX_THROTTLE};
+
+const PAGE_SIZE: u64 = savevm::PAGE_SIZE as u64;
+
+/// What one harvest measured.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SyncFacts {
+    /// Pages the harvest returned.
+    pub dirty_pages: u64,
+    /// Bytes sent since the previous harvest.
+    pub transferred: u64,
+    /// Measured bytes per second, if anything has been timed.
+    pub bandwidth: Option<f64>,
+}
+
+/// The decision for one harvest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    pub complete: bool,
+    pub expected_downtime_ms: u64,
+    pub not_converging: bool,
+    /// The throttle percentage the vCPU must obey from now on.
+    pub throttle: u8,
+}
+
+/// The state carried from one harvest to the next.
+#[derive(Debug, Default)]
+pub(crate) struct Convergence {
+    high_in_a_row: u32,
+    throttle: u8,
+}
+
+impl Convergence {
+    pub fn decide(&mut self, f: &SyncFacts, p: &ParamValues) -> Verdict {
+        let dirty_bytes = f.dirty_pages * PAGE_SIZE;
+        let bandwidth = f
+            .bandwidth
+            .filter(|b| *b > 0.0)
+            .or((p.max_bandwidth > 0).then_some(p.max_bandwidth as f64));
+        let expected_downtime_ms = match bandwidth {
+            Some(b) => (dirty_bytes as f64 * 1000.0 / b).ceil() as u64,
+            None => 0,
+        };
+        let complete = dirty_bytes == 0 || expected_downtime_ms <= p.downtime_limit_ms;
+        if dirty_bytes > f.transferred / 2 {
+            self.high_in_a_row += 1;
+        } else {
+            self.high_in_a_row = 0;
+        }
+        let stuck = !complete && self.high_in_a_row >= 2;
+        if !p.auto_converge {
+            self.throttle = 0;
+        } else if stuck {
+            self.throttle = if self.throttle == 0 {
+                p.cpu_throttle_initial
+            } else {
+                self.throttle.saturating_add(p.cpu_throttle_increment)
+            }
+            .min(MAX_THROTTLE);
+        }
+        Verdict {
+            complete,
+            expected_downtime_ms,
+            not_converging: stuck,
+            throttle: self.throttle,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::MigrationParams;
+
+    fn params() -> ParamValues {
+        MigrationParams::new().values()
+    }
+
+    fn facts(dirty_pages: u64, transferred: u64, bandwidth: f64) -> SyncFacts {
+        SyncFacts {
+            dirty_pages,
+            transferred,
+            bandwidth: Some(bandwidth),
+        }
+    }
+
+    const MB: f64 = 1_000_000.0;
+
+    #[test]
+    fn completes_when_the_rest_fits_the_downtime_limit() {
+        let mut c = Convergence::default();
+        // 1000 pages at 40.96 MB/s: 100 ms.
+        let v = c.decide(&facts(1000, 100 << 20, 40_960_000.0), &params());
+        assert_eq!(v.expected_downtime_ms, 100);
+        assert!(v.complete && !v.not_converging);
+        let v = c.decide(&facts(0, 0, 1.0), &params());
+        assert!(v.complete);
+        assert_eq!(v.expected_downtime_ms, 0);
+    }
+
+    #[test]
+    fn a_new_downtime_limit_decides_the_next_harvest() {
+        let mut c = Convergence::default();
+        let mut p = params();
+        p.downtime_limit_ms = 50;
+        let f = facts(1000, 100 << 20, 40_960_000.0);
+        assert!(!c.decide(&f, &p).complete);
+        p.downtime_limit_ms = 100;
+        assert!(c.decide(&f, &p).complete);
+    }
+
+    #[test]
+    fn without_a_measurement_the_limit_stands_in() {
+        let mut c = Convergence::default();
+        let mut p = params();
+        p.max_bandwidth = 4096 * 10; // ten pages a second
+        let f = SyncFacts {
+            dirty_pages: 5,
+            transferred: 0,
+            bandwidth: None,
+        };
+        let v = c.decide(&f, &p);
+        assert_eq!(v.expected_downtime_ms, 500);
+        assert!(!v.complete);
+        p.max_bandwidth = 0;
+        assert!(c.decide(&f, &p).complete);
+    }
+
+    #[test]
+    fn a_guest_outpacing_the_link_is_reported_but_not_throttled_by_default() {
+        let mut c = Convergence::default();
+        let p = params();
+        // 1 GB dirtied per harvest at 10 MB/s: never fits 300 ms.
+        let f = facts(250_000, 1 << 30, 10.0 * MB);
+        let first = c.decide(&f, &p);
+        assert!(!first.complete && !first.not_converging);
+        for _ in 0..5 {
+            let v = c.decide(&f, &p);
+            assert!(!v.complete && v.not_converging);
+            assert_eq!(v.throttle, 0);
+        }
+        // The guest calms down: no longer reported.
+        let v = c.decide(&facts(250_000, 4 << 30, 10.0 * MB), &p);
+        assert!(!v.not_converging);
+    }
+
+    #[test]
+    fn auto_converge_starts_at_initial_and_steps_to_the_cap() {
+        let mut c = Convergence::default();
+        let mut p = params();
+        p.auto_converge = true;
+        let f = facts(250_000, 1 << 30, 10.0 * MB);
+        let steps: Vec<u8> = (0..12).map(|_| c.decide(&f, &p).throttle).collect();
+        assert_eq!(steps, [0, 20, 30, 40, 50, 60, 70, 80, 90, 99, 99, 99]);
+        // A calm harvest keeps the throttle where it is; turning the capability off
+        // lifts it.
+        assert_eq!(c.decide(&facts(10, 1 << 30, 10.0 * MB), &p).throttle, 99);
+        p.auto_converge = false;
+        assert_eq!(c.decide(&f, &p).throttle, 0);
+    }
+
+    #[test]
+    fn throttle_steps_follow_changed_parameters() {
+        let mut c = Convergence::default();
+        let mut p = params();
+        p.auto_converge = true;
+        p.cpu_throttle_initial = 50;
+        p.cpu_throttle_increment = 30;
+        let f = facts(250_000, 1 << 30, 10.0 * MB);
+        let steps: Vec<u8> = (0..4).map(|_| c.decide(&f, &p).throttle).collect();
+        assert_eq!(steps, [0, 50, 80, 99]);
+    }
+}
