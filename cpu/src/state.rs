@@ -182,6 +182,8 @@ pub struct CpuState {
     pub tsc_offset: u64,
     /// Set by a triple fault: the board resets or stops.
     pub shutdown: bool,
+    /// The x87 FPU.
+    pub fpu: crate::fpu::FpuState,
 }
 
 impl CpuState {
@@ -233,6 +235,7 @@ impl CpuState {
             icount: 0,
             tsc_offset: 0,
             shutdown: false,
+            fpu: crate::fpu::FpuState::reset(),
         }
     }
 
