@@ -269,9 +269,25 @@ fn greater_abs(a: Wide, b: Wide) -> bool {
     a.abs().partial_cmp(&b.abs()) == Some(Ordering::Greater)
 }
 
+/// Whether a result is tiny for the underflow exception: below 2^-16382 after rounding
+/// to the precision with an unbounded exponent, as the x87 detects it.
+fn is_tiny(w: Wide, ctx: Ctx) -> bool {
+    let e = w.ilogb();
+    if e >= EMIN {
+        return false;
+    }
+    if e < EMIN - 1 {
+        return true;
+    }
+    // Just below 2^-16382: tiny unless rounding carries up to it (scaled into the
+    // normal range, where rounding is that of an unbounded exponent).
+    let (r, _) = narrow(w.scalbn(REBIAS), ctx.pc, ctx.rc);
+    r.exp() < (EMIN + REBIAS + BIAS) as u16
+}
+
 /// Rounds an exact or round-to-odd finite nonzero value to an x87 register result.
 pub(crate) fn round_wide(w: Wide, ctx: Ctx) -> Res {
-    let tiny = w.ilogb() < EMIN;
+    let tiny = is_tiny(w, ctx);
     let (r, st) = narrow(w, ctx.pc, ctx.rc);
     // Overflow: the result rounded with an unbounded exponent is 2^16384 or more (the
     // library reports it only when it returns infinity).
@@ -285,6 +301,13 @@ pub(crate) fn round_wide(w: Wide, ctx: Ctx) -> Res {
     };
     if let Some((adj, flag)) = rebias {
         let w2 = w.scalbn(adj);
+        // Beyond what the rebias can bring back (only FSCALE gets there): ∞ or 0.
+        if w2.ilogb() > EMAX {
+            return Res::ok(F80::infinity(w.is_negative()), flag | PE | C1);
+        }
+        if w2.ilogb() < EMIN {
+            return Res::ok(F80::zero(w.is_negative()), flag | PE);
+        }
         let (r2, st2) = narrow(w2, ctx.pc, ctx.rc);
         let mut flags = flag;
         if st2.contains(Status::INEXACT) {
@@ -344,6 +367,11 @@ pub fn binop(op: BinOp, a: F80, b: F80, pre: u16, ctx: Ctx) -> Res {
     if bad {
         return invalid(ctx);
     }
+    // A zero divisor is reported alone, before a denormal dividend.
+    if op == BinOp::Div && cb == Zero && ca != Zero && ca != Infinity {
+        let value = ctx.masked(ZE).then_some(F80::infinity(sign));
+        return Res { value, flags: ZE };
+    }
     let mut flags = pre;
     if ca == Denormal || cb == Denormal {
         flags |= DE;
@@ -389,11 +417,6 @@ pub fn binop(op: BinOp, a: F80, b: F80, pre: u16, ctx: Ctx) -> Res {
             }
             if cb == Infinity || ca == Zero {
                 return Res::ok(F80::zero(sign), flags);
-            }
-            if cb == Zero {
-                flags |= ZE;
-                let value = ctx.masked(ZE).then_some(F80::infinity(sign));
-                return Res { value, flags };
             }
             odd(to_wide(a).div_r(to_wide(b), rz))
         }
@@ -556,13 +579,8 @@ pub fn to_int(x: F80, bits: u32, ctx: Ctx) -> (Option<u64>, u16) {
         Class::Unsupported | Class::QNaN | Class::SNaN | Class::Infinity => return inv(),
         _ => {}
     }
+    // Stores do not report denormal operands.
     let mut flags = 0;
-    if x.class() == Class::Denormal {
-        flags |= DE;
-        if !ctx.masked(DE) {
-            return (None, flags);
-        }
-    }
     let (mag, inexact, up) = round_int(x, ctx.rc);
     let limit = u128::from(indefinite) - u128::from(!x.neg());
     if mag > limit {
@@ -595,13 +613,8 @@ pub fn to_bcd_int(x: F80, ctx: Ctx) -> (Option<Option<(bool, u64)>>, u16) {
         Class::Unsupported | Class::QNaN | Class::SNaN | Class::Infinity => return inv(),
         _ => {}
     }
+    // Stores do not report denormal operands.
     let mut flags = 0;
-    if x.class() == Class::Denormal {
-        flags |= DE;
-        if !ctx.masked(DE) {
-            return (None, flags);
-        }
-    }
     let (mag, inexact, up) = round_int(x, ctx.rc);
     if mag > 999_999_999_999_999_999 {
         let (v, f) = inv();
@@ -641,16 +654,17 @@ pub fn to_ieee(x: F80, double: bool, ctx: Ctx) -> (Option<u64>, u16) {
         Class::Zero => return (Some(sign), 0),
         _ => {}
     }
+    // Stores do not report denormal operands.
     let mut flags = 0;
-    if x.class() == Class::Denormal {
-        flags |= DE;
-        if !ctx.masked(DE) {
-            return (None, flags);
-        }
-    }
     let w = to_wide(x);
     let emin = if double { -1022 } else { -126 };
-    let tiny = w.ilogb() < emin;
+    // Tiny after rounding: near 2^emin, round to the precision in the extended exponent
+    // range, where that is rounding with an unbounded exponent.
+    let tiny = w.ilogb() < emin - 1
+        || (w.ilogb() == emin - 1 && {
+            let (r, _) = narrow(w, if double { Prec::P53 } else { Prec::P24 }, ctx.rc);
+            r.normalized().0 < emin
+        });
     let mut lost = false;
     let (bits, back, st) = if double {
         let r: StatusAnd<Double> = w.convert_r(ctx.rc, &mut lost);
@@ -723,8 +737,9 @@ pub fn scale(a: F80, b: F80, ctx: Ctx) -> Res {
         };
         return Res::ok(v, flags);
     }
-    // trunc(b), clamped where the result is certainly beyond the extended range.
-    const LIMIT: i32 = 40000;
+    // trunc(b), clamped where the result is certainly beyond the extended range, even
+    // rebiased.
+    const LIMIT: i32 = 60000;
     let n = if cb == Zero {
         0
     } else {
@@ -743,7 +758,8 @@ pub fn scale(a: F80, b: F80, ctx: Ctx) -> Res {
         }
     };
     let (e, m) = a.normalized();
-    let w = wide_from_parts(a.neg(), u128::from(m), e - 63 + n, false);
+    let e = (e + n).clamp(-LIMIT, LIMIT);
+    let w = wide_from_parts(a.neg(), u128::from(m), e - 63, false);
     let mut r = round_wide(w, ctx.full());
     r.flags |= flags;
     r
@@ -754,7 +770,8 @@ pub fn scale(a: F80, b: F80, ctx: Ctx) -> Res {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rem {
     pub res: Res,
-    pub q: u8,
+    /// `None` when no reduction took place (NaN or invalid operands): C0 and C3 stay.
+    pub q: Option<u8>,
     pub done: bool,
 }
 
@@ -766,7 +783,12 @@ pub fn rem(a: F80, b: F80, ieee: bool, ctx: Ctx) -> Rem {
     use Class::*;
     let out = |res: Res| Rem {
         res,
-        q: 0,
+        q: None,
+        done: true,
+    };
+    let zero_q = |res: Res| Rem {
+        res,
+        q: Some(0),
         done: true,
     };
     let (ca, cb) = (a.class(), b.class());
@@ -786,14 +808,24 @@ pub fn rem(a: F80, b: F80, ieee: bool, ctx: Ctx) -> Rem {
             return out(Res { value: None, flags });
         }
     }
+    // The dividend comes back as any arithmetic result would: normalised, and tiny
+    // ones signal underflow when that is unmasked.
+    let keep = |flags: u16| {
+        if ca == Zero {
+            return Res::ok(a, flags);
+        }
+        let mut r = round_wide(to_wide(a), ctx.full());
+        r.flags |= flags;
+        r
+    };
     if cb == Infinity || ca == Zero {
-        return out(Res::ok(a, flags));
+        return zero_q(keep(flags));
     }
     let (ea, ma) = a.normalized();
     let (eb, mb) = b.normalized();
     let d = ea - eb;
     if d < -1 || (d == -1 && !ieee) {
-        return out(Res::ok(a, flags));
+        return zero_q(keep(flags));
     }
     // num / den with the remainder in units of 2^unit.
     let (num, den, unit, partial) = if d >= 64 {
@@ -821,7 +853,7 @@ pub fn rem(a: F80, b: F80, ieee: bool, ctx: Ctx) -> Rem {
     };
     Rem {
         res,
-        q: if partial { 0 } else { (q & 7) as u8 },
+        q: Some(if partial { 0 } else { (q & 7) as u8 }),
         done: !partial,
     }
 }
@@ -940,10 +972,10 @@ mod tests {
         let c = ctx(CW);
         let r = rem(f(7.0), f(2.0), false, c);
         assert_eq!(r.res.value, Some(f(1.0)));
-        assert_eq!((r.q, r.done), (3, true));
+        assert_eq!((r.q, r.done), (Some(3), true));
         let r = rem(f(7.0), f(2.0), true, c);
         assert_eq!(r.res.value, Some(f(-1.0)));
-        assert_eq!(r.q, 4);
+        assert_eq!(r.q, Some(4));
         let r = rem(f(1e30), f(3.0), false, c);
         assert!(!r.done);
         let r = rem(f(5.0), F80::ZERO, false, c);

@@ -196,6 +196,12 @@ impl FpuState {
         self.update_es();
     }
 
+    /// Accumulates exception flags, leaving the condition codes alone.
+    pub fn raise(&mut self, flags: u16) {
+        self.sw |= flags & (EXC | SF);
+        self.update_es();
+    }
+
     pub fn set_cw(&mut self, cw: u16) {
         self.cw = (cw & CW_BITS) | 0x40;
         self.update_es();

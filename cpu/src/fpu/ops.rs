@@ -404,17 +404,23 @@ fn fprem<const IEEE: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<
         if let Some(v) = r.res.value {
             f.set_st(0, v);
         }
-        f.sw &= !(C0 | C2 | C3);
+        f.sw &= !C2;
         if !r.done {
             f.sw |= C2;
         }
-        if r.q & 4 != 0 {
-            f.sw |= C0;
+        let mut c1 = 0;
+        if let Some(q) = r.q {
+            f.sw &= !(C0 | C3);
+            if q & 4 != 0 {
+                f.sw |= C0;
+            }
+            if q & 2 != 0 {
+                f.sw |= C3;
+            }
+            if q & 1 != 0 {
+                c1 = C1;
+            }
         }
-        if r.q & 2 != 0 {
-            f.sw |= C3;
-        }
-        let c1 = if r.q & 1 != 0 { C1 } else { 0 };
         f.finish((r.res.flags & !C1) | c1);
     }
     note(cpu, op);
@@ -589,7 +595,7 @@ fn fcomi<const QUIET: bool, const POP: bool>(
         arith::compare(f.st(0), f.st(i), QUIET, c)
     };
     let stopped = (flags & IE != 0 && !c.masked(IE)) || (flags & DE != 0 && !c.masked(DE));
-    if !stopped || flags & SF == 0 {
+    {
         let e = match ord {
             Some(Ordering::Greater) => 0,
             Some(Ordering::Less) => CF,
@@ -605,7 +611,12 @@ fn fcomi<const QUIET: bool, const POP: bool>(
     if POP && !stopped {
         f.pop();
     }
-    f.finish(flags);
+    // C1 changes only on a stack fault.
+    if flags & SF != 0 {
+        f.finish(flags);
+    } else {
+        f.raise(flags);
+    }
     note(cpu, op);
     Ok(())
 }
@@ -649,7 +660,8 @@ fn fld_mem<const M: u8>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()>
         // or a denormal.
         let snan = (M == M32 || M == M64) && v.class() == Class::SNaN;
         let flags = if snan { IE } else { pre };
-        if flags & !c.masks & (IE | DE) == 0 {
+        // An unmasked denormal operand still loads; an unmasked SNaN does not.
+        if !snan || c.masked(IE) {
             f.push(if snan { v.quieted() } else { v });
         }
         f.finish(flags);
@@ -663,13 +675,13 @@ fn fld_reg(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
     enter(cpu, bus)?;
     let i = usize::from(op.r);
     let f = &mut cpu.s.fpu;
-    if !f.is_empty(7) {
-        overflow(f);
-    } else if f.is_empty(i) {
+    if f.is_empty(i) {
         if f.cw & IE != 0 {
             f.push(F80::INDEFINITE);
         }
         f.finish(IE | SF);
+    } else if !f.is_empty(7) {
+        overflow(f);
     } else {
         let v = f.st(i);
         f.push(v);
@@ -797,7 +809,6 @@ fn fcmov(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
             let v = f.st(i);
             f.set_st(0, v);
         }
-        f.finish(0);
     }
     note(cpu, op);
     Ok(())
@@ -808,6 +819,7 @@ fn ffree<const POP: bool>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<(
     enter(cpu, bus)?;
     let f = &mut cpu.s.fpu;
     f.free(usize::from(op.r));
+    f.sw &= !C1;
     if POP {
         let t = f.top() + 1;
         f.set_top(t);
