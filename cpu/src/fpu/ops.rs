@@ -1356,3 +1356,177 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Snippets were assembled with `nasm -f bin` (`bits 32`, `org 0x1000`); the source
+    //! is kept above each byte string.
+
+    use std::sync::Arc;
+
+    use memory::{GuestMemory, GuestPhysAddr};
+
+    use super::*;
+    use crate::exception::NM;
+    use crate::fpu::ES;
+    use crate::state::{
+        CpuState, Segment, ATTR_CODE, ATTR_DB, ATTR_G, ATTR_P, ATTR_RW, ATTR_S, CR0_PE, EAX, EBX,
+        ESP,
+    };
+    use crate::testing::{run_snippet32, SnippetEnd, SnippetState};
+
+    fn run(code: &[u8]) -> (SnippetEnd, SnippetState) {
+        let mut s = SnippetState::default();
+        let end = run_snippet32(code, &mut s);
+        (end, s)
+    }
+
+    fn dword(data: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(data[at..at + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn task_switched_raises_nm_but_wait_needs_mp() {
+        // mov eax, cr0; or eax, 8 (TS); mov cr0, eax; wait; fld1
+        let code = [
+            0x0f, 0x20, 0xc0, 0x83, 0xc8, 0x08, 0x0f, 0x22, 0xc0, 0x9b, 0xd9, 0xe8,
+        ];
+        assert_eq!(run(&code).0, SnippetEnd::Exception(Exception::fault(NM)));
+        // ... or eax, 0xA (MP | TS); mov cr0, eax; wait
+        let code = [0x0f, 0x20, 0xc0, 0x83, 0xc8, 0x0a, 0x0f, 0x22, 0xc0, 0x9b];
+        assert_eq!(run(&code).0, SnippetEnd::Exception(Exception::fault(NM)));
+        // ... or eax, 4 (EM); mov cr0, eax; wait (runs); fninit (#NM)
+        let code = [
+            0x0f, 0x20, 0xc0, 0x83, 0xc8, 0x04, 0x0f, 0x22, 0xc0, 0x9b, 0xdb, 0xe3,
+        ];
+        assert_eq!(run(&code).0, SnippetEnd::Exception(Exception::fault(NM)));
+    }
+
+    #[test]
+    fn unmasked_exception_waits_for_the_next_waiting_instruction() {
+        // mov eax, cr0; or eax, 0x20 (NE); mov cr0, eax; fninit
+        // mov word [0x10000], 0x037B (ZE unmasked); fldcw [0x10000]
+        // fld1; fldz; fdivp st1, st0; fnstsw ax; mov ebx, 1; fwait; mov ebx, 2
+        let code = [
+            0x0f, 0x20, 0xc0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xc0, 0xdb, 0xe3, 0x66, 0xc7, 0x05,
+            0x00, 0x00, 0x01, 0x00, 0x7b, 0x03, 0xd9, 0x2d, 0x00, 0x00, 0x01, 0x00, 0xd9, 0xe8,
+            0xd9, 0xee, 0xde, 0xf9, 0xdf, 0xe0, 0xbb, 0x01, 0x00, 0x00, 0x00, 0x9b, 0xbb, 0x02,
+            0x00, 0x00, 0x00,
+        ];
+        let (end, s) = run(&code);
+        assert_eq!(end, SnippetEnd::Exception(Exception::fault(MF)));
+        assert_eq!(s.gpr[EBX], 1, "#MF comes at the FWAIT, not at the FDIVP");
+        let sw = s.gpr[EAX] as u16;
+        assert_eq!(sw & (ZE | ES | B), ZE | ES | B);
+        assert_eq!(
+            (sw >> 11) & 7,
+            6,
+            "an unmasked exception leaves the stack as it was"
+        );
+    }
+
+    /// A board that records FERR#.
+    #[derive(Default)]
+    struct FerrBus(Vec<bool>);
+
+    impl Bus for FerrBus {
+        fn io_read(&mut self, _: u16, _: u8) -> u32 {
+            u32::MAX
+        }
+        fn io_write(&mut self, _: u16, _: u8, _: u32) {}
+        fn mmio_read(&mut self, _: u32, _: u64, _: u8) -> u32 {
+            u32::MAX
+        }
+        fn mmio_write(&mut self, _: u32, _: u64, _: u8, _: u32) {}
+        fn interrupt_pending(&mut self) -> bool {
+            false
+        }
+        fn acknowledge_interrupt(&mut self) -> u8 {
+            0
+        }
+        fn stop_requested(&mut self) -> bool {
+            false
+        }
+        fn fpu_error(&mut self, asserted: bool) {
+            self.0.push(asserted);
+        }
+    }
+
+    /// Runs flat 32-bit code at 0x1000 (CR0.NE clear) on `bus` until HLT.
+    fn run_on(code: &[u8], bus: &mut dyn Bus) -> Cpu {
+        let mem = Arc::new(GuestMemory::new(1 << 20).unwrap());
+        let mut image = code.to_vec();
+        image.push(0xF4);
+        mem.write_phys(GuestPhysAddr(0x1000), &image);
+        let mut cpu = Cpu::new(mem);
+        let mut s = CpuState::reset();
+        s.cr0 |= CR0_PE;
+        let flat = |code: bool| Segment {
+            selector: if code { 8 } else { 0x10 },
+            base: 0,
+            limit: u32::MAX,
+            attr: ATTR_P | ATTR_S | ATTR_RW | ATTR_DB | ATTR_G | if code { ATTR_CODE } else { 0 },
+            usable: true,
+        };
+        for (i, seg) in s.seg.iter_mut().enumerate() {
+            *seg = flat(i == CS);
+        }
+        s.eip = 0x1000;
+        s.gpr[ESP] = 0x8000;
+        cpu.set_state(s);
+        cpu.run(bus, 1000);
+        cpu
+    }
+
+    #[test]
+    fn without_ne_the_board_hears_ferr_and_the_program_goes_on() {
+        // fninit; mov word [0x10000], 0x037B; fldcw [0x10000]; fld1; fldz
+        // fdivp st1, st0; fwait; fnclex; mov ebx, 3
+        let code = [
+            0xdb, 0xe3, 0x66, 0xc7, 0x05, 0x00, 0x00, 0x01, 0x00, 0x7b, 0x03, 0xd9, 0x2d, 0x00,
+            0x00, 0x01, 0x00, 0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9, 0x9b, 0xdb, 0xe2, 0xbb, 0x03,
+            0x00, 0x00, 0x00,
+        ];
+        let mut bus = FerrBus::default();
+        let cpu = run_on(&code, &mut bus);
+        assert_eq!(cpu.s.gpr[EBX], 3);
+        assert_eq!(bus.0, [true, false]);
+        assert!(!cpu.s.fpu.pending());
+    }
+
+    #[test]
+    fn instruction_and_data_pointers_are_recorded() {
+        // fninit; nop; fld dword [esi+8]; fnstenv [0x10100]; fnop; fnstenv [0x10200]
+        let code = [
+            0xdb, 0xe3, 0x90, 0xd9, 0x46, 0x08, 0xd9, 0x35, 0x00, 0x01, 0x01, 0x00, 0xd9, 0xd0,
+            0xd9, 0x35, 0x00, 0x02, 0x01, 0x00,
+        ];
+        let (end, s) = run(&code);
+        assert_eq!(end, SnippetEnd::Done);
+        let env = |at: usize| {
+            (0..4)
+                .map(|k| dword(&s.data, at + 12 + 4 * k))
+                .collect::<Vec<_>>()
+        };
+        // FIP, FCS | FOP << 16, FDP, FDS (upper half reserved, ones).
+        assert_eq!(env(0x100), [0x1003, 0x0146_0008, 8, 0xFFFF_0010]);
+        // FNOP records itself but keeps the data pointer.
+        assert_eq!(env(0x200), [0x100C, 0x01D0_0008, 8, 0xFFFF_0010]);
+        // FNSTENV masked every exception in the control word.
+        assert_eq!(dword(&s.data, 0x200) & 0x3F, 0x3F);
+    }
+
+    #[test]
+    fn fxsave_needs_sixteen_byte_alignment() {
+        // fxsave [0x10008]
+        let code = [0x0f, 0xae, 0x05, 0x08, 0x00, 0x01, 0x00];
+        assert_eq!(run(&code).0, SnippetEnd::Exception(Exception::gp(0)));
+    }
+
+    #[test]
+    fn reset_state_is_the_sdm_one() {
+        let s = CpuState::reset();
+        assert_eq!((s.fpu.cw, s.fpu.sw, s.fpu.tw), (0x0040, 0, 0x5555));
+        assert!(s.fpu.regs.iter().all(|r| *r == F80::ZERO));
+    }
+}
