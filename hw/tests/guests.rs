@@ -45,3 +45,8 @@ fn realmode_bios() {
         .into();
     expect_pass("realmode", BootSource::Bios { image });
 }
+
+#[test]
+fn fpu() {
+    expect_pass("fpu", multiboot("fpu"));
+}
