@@ -428,6 +428,10 @@ fn mem_view(text: &str, m: &Buf) -> Vec<u8> {
     let m = &m.0;
     if text.starts_with("fnstenv") {
         [&m[..12], &m[28..32]].concat()
+    } else if text.starts_with("data16 fnstenv") {
+        [&m[..6], &m[14..32]].concat()
+    } else if text.starts_with("data16 fnsave") {
+        [&m[..6], &m[14..94]].concat()
     } else if text.starts_with("fxsave") {
         [&m[..6], &m[32..160]].concat()
     } else {
@@ -830,6 +834,17 @@ fn control() {
         (fop!("fninit"), Mem::None),
         (fop!("fnstenv [rsi]", "fnstenv [esi]"), Mem::None),
         (fop!("fldenv [rsi]", "fldenv [esi]"), Mem::Raw),
+        // The 16-bit protected-mode layouts (14 and 94 bytes).
+        (
+            fop!("data16 fnstenv [rsi]", "data16 fnstenv [esi]"),
+            Mem::None,
+        ),
+        (fop!("data16 fldenv [rsi]", "data16 fldenv [esi]"), Mem::Raw),
+        (
+            fop!("data16 fnsave [rsi]", "data16 fnsave [esi]"),
+            Mem::None,
+        ),
+        (fop!("data16 frstor [rsi]", "data16 frstor [esi]"), Mem::Raw),
     ];
     check_exact("control", &items, N);
 }

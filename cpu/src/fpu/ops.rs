@@ -1341,7 +1341,8 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
         }
         M::Fldcw => fldcw,
         M::Fnstenv | M::Fldenv | M::Fnsave | M::Frstor => {
-            op.x = u8::from(i.memory_size().size() >= 28);
+            // 28/108-byte images with a 32-bit operand size, 14/94 with a 16-bit one.
+            op.x = u8::from(matches!(i.memory_size().size(), 28 | 108));
             match m {
                 M::Fnstenv => fnstenv as Handler,
                 M::Fldenv => fldenv,
