@@ -22,8 +22,8 @@
 //! the correctly rounded result in every rounding mode, so one `Wide` operation and one
 //! narrowing are exact x87 behaviour. `Wide`'s exponent range is wide enough that no
 //! intermediate ever overflows or underflows, so the narrowing alone decides overflow,
-//! underflow and denormalisation. Tininess is detected before rounding, as x87 hardware
-//! does.
+//! underflow and denormalisation. Tininess is detected after rounding (with an
+//! unbounded exponent), as x87 hardware does.
 
 use core::cmp::Ordering;
 
@@ -487,7 +487,7 @@ pub(crate) fn isqrt_shifted(m: u128, shift: u32, digits: u32) -> (u128, bool) {
 // Comparisons
 
 /// The outcome of a comparison: `None` = unordered.
-pub fn compare(a: F80, b: F80, quiet: bool, ctx: Ctx) -> (Option<Ordering>, u16) {
+pub fn compare(a: F80, b: F80, quiet: bool) -> (Option<Ordering>, u16) {
     let (ca, cb) = (a.class(), b.class());
     if ca == Class::Unsupported || cb == Class::Unsupported {
         return (None, IE);
@@ -501,7 +501,6 @@ pub fn compare(a: F80, b: F80, quiet: bool, ctx: Ctx) -> (Option<Ordering>, u16)
     } else {
         0
     };
-    let _ = ctx;
     (to_wide(a).partial_cmp(&to_wide(b)), flags)
 }
 

@@ -502,7 +502,7 @@ fn set_cc(f: &mut FpuState, ord: Option<Ordering>) {
 
 /// Compares ST(0) with `src`, sets C3/C2/C0 (C1 = 0) and pops `pops` times.
 fn compare_into(f: &mut FpuState, src: F80, pre: u16, quiet: bool, pops: u8, c: Ctx) {
-    let (ord, mut flags) = arith::compare(f.st(0), src, quiet, c);
+    let (ord, mut flags) = arith::compare(f.st(0), src, quiet);
     if flags & IE == 0 {
         flags |= pre;
     }
@@ -592,7 +592,7 @@ fn fcomi<const QUIET: bool, const POP: bool>(
     let (ord, flags) = if f.is_empty(0) || f.is_empty(i) {
         (None, IE | SF)
     } else {
-        arith::compare(f.st(0), f.st(i), QUIET, c)
+        arith::compare(f.st(0), f.st(i), QUIET)
     };
     let stopped = (flags & IE != 0 && !c.masked(IE)) || (flags & DE != 0 && !c.masked(DE));
     {
