@@ -27,6 +27,7 @@
 pub mod block;
 pub mod exception;
 pub mod flags;
+pub mod fpu;
 pub mod interrupt;
 pub mod mem;
 pub mod ops;
@@ -64,6 +65,12 @@ pub trait Bus {
     /// Whether the board wants the CPU to return from `run` now (a device asked to end or
     /// reset the machine). Checked between blocks; port writes end their block.
     fn stop_requested(&mut self) -> bool;
+    /// FERR#: the FPU found an unmasked exception pending at a waiting instruction while
+    /// CR0.NE=0 (`true`), or cleared its exception flags again (`false`). A PC routes it
+    /// to IRQ 13 and clears the request on a write to port 0xF0.
+    fn fpu_error(&mut self, asserted: bool) {
+        let _ = asserted;
+    }
 }
 
 /// A bus with nothing on it: ports read all-ones, no interrupts. For tests and tools.

@@ -212,6 +212,8 @@ pub struct CpuState {
     pub sysenter_cs: u32,
     pub sysenter_esp: u32,
     pub sysenter_eip: u32,
+    /// The x87 FPU.
+    pub fpu: crate::fpu::FpuState,
 }
 
 impl CpuState {
@@ -266,6 +268,7 @@ impl CpuState {
             sysenter_cs: 0,
             sysenter_esp: 0,
             sysenter_eip: 0,
+            fpu: crate::fpu::FpuState::reset(),
         }
     }
 

@@ -143,7 +143,9 @@ pub fn translate_insn(i: &Instruction) -> Op {
     if has_memory(i) && address_size_16(i) {
         op.amask = 0xFFFF;
     }
-    op.f = crate::ops::select(i, &mut op).unwrap_or(undefined as Handler);
+    op.f = crate::ops::select(i, &mut op)
+        .or_else(|| crate::fpu::select(i, &mut op))
+        .unwrap_or(undefined as Handler);
     op
 }
 

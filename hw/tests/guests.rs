@@ -52,3 +52,8 @@ guest_tests!(ring3, callgate, task, v86, doublefault);
 // Platform devices and time: the RTC and CMOS, the 8042 and A20, PIT channel 2 through
 // port 0x61, and the timer-driven guests.
 guest_tests!(rtc, i8042, pit61, ticks, tickloop);
+
+#[test]
+fn fpu() {
+    expect_pass("fpu", multiboot("fpu"));
+}
