@@ -11,12 +11,14 @@
 //! | `uart`       | 16550A (instance = COM port)      | 1       | [`uart`]        |
 //! | `debug-exit` | isa-debug-exit port               | 1       | [`debugport`]   |
 //! | `debugcon`   | port 0xE9 console                 | 1       | [`debugport`]   |
+//! | `board`      | port 0x92 (the board's own state) | 1       | [`board`]       |
 //! | `clock`      | virtual clock                     | 1       | [`clock`]       |
 //!
 //! The CPU's section (`cpu`) lives with the CPU. Host-side data (bytes transmitted but
 //! not yet taken by the frontend) is never part of a section. How the sections and RAM
 //! make up a whole machine's state is [`crate::snapshot`]'s business.
 
+pub mod board;
 pub mod clock;
 pub mod debugport;
 pub mod i8042;
