@@ -192,6 +192,16 @@ impl VirtualClock {
         };
         Ok(Self::with_time(mode, state.ns))
     }
+
+    /// Like [`VirtualClock::from_state`], but a realtime clock comes back paused at exactly
+    /// the saved time: for a stopped machine loading state, whose clock must not move
+    /// before the machine resumes it.
+    pub fn from_state_paused(state: &ClockState) -> Result<Self, ClockStateError> {
+        let mut c = Self::from_state(state)?;
+        c.base_ns = state.ns;
+        c.running_since = None;
+        Ok(c)
+    }
 }
 
 #[cfg(test)]

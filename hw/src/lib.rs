@@ -17,7 +17,9 @@ pub mod machine;
 pub mod pic;
 pub mod pit;
 pub mod rtc;
+pub mod snapshot;
 pub mod uart;
 pub mod vmstate;
 
 pub use machine::{BootSource, MachineConfig, MachineError, PcMachine, RunEvent};
+pub use snapshot::StateError;

@@ -35,20 +35,21 @@ use memory::{GuestMemory, GuestPhysAddr};
 
 use crate::boot::{self, BootError, GuestLoader};
 use crate::clock::{ClockMode, ClockState, VirtualClock};
-use crate::debugport::{DebugCon, DebugExit};
+use crate::debugport::{DebugCon, DebugConState, DebugExit, DEBUGCON_READBACK};
 use crate::i8042::{self, I8042};
 use crate::pic::Pic;
 use crate::pit::{self, Pit};
 use crate::rtc::{self, Rtc, RtcBase};
 use crate::uart::Uart;
+use crate::vmstate::board::BoardState;
 
 pub const COM1_BASE: u16 = 0x3F8;
 pub const COM1_IRQ: u8 = 4;
 const PORT_A: u16 = 0x92;
 /// Port 0x92 bit 1: A20 gate.
-const PORT_A_A20: u8 = 0x02;
+pub const PORT_A_A20: u8 = 0x02;
 /// Port 0x92 bit 0: system reset on a 0 -> 1 transition.
-const PORT_A_RESET: u8 = 0x01;
+pub const PORT_A_RESET: u8 = 0x01;
 /// Longest run of instructions a deterministic slice executes without bringing device time
 /// forward. A device access in the middle of a slice sees the time at the slice's start, so
 /// this bounds how stale that time can be.
@@ -271,6 +272,29 @@ impl Board {
         let l = self.uart.irq_level();
         self.pic.set_irq(COM1_IRQ, l);
     }
+
+    /// The board's own registers, for the `board` section.
+    pub(crate) fn state(&self) -> BoardState {
+        BoardState {
+            port_a: self.port_a,
+        }
+    }
+
+    /// Takes a loaded `board` section after the devices loaded with it were put in place:
+    /// the A20 line, the console's port and the run loop's flags follow from them. The
+    /// caller drops the CPU's translations (the A20 mask may have changed).
+    pub(crate) fn restore(&mut self, state: &BoardState) {
+        self.port_a = state.port_a;
+        self.exit_request = None;
+        self.reset_request = false;
+        self.timer_programmed = false;
+        self.stop_on_timer = matches!(self.clock.mode(), ClockMode::Deterministic { .. });
+        if let Some(d) = &self.debugcon {
+            self.debugcon_port = d.iobase();
+        }
+        self.update_a20();
+        self.a20_changed = false;
+    }
 }
 
 impl Bus for Board {
@@ -386,7 +410,13 @@ impl PcMachine {
             kbc: I8042::new(),
             uart: Uart::new(),
             debug_exit: DebugExit::new(),
-            debugcon: config.debugcon_port.map(|_| DebugCon::new()),
+            debugcon: config.debugcon_port.map(|iobase| {
+                DebugCon::from_state(DebugConState {
+                    iobase,
+                    readback: DEBUGCON_READBACK,
+                })
+                .unwrap_or_default()
+            }),
             debugcon_port: config.debugcon_port.unwrap_or(0xE9),
             stop_on_timer: matches!(config.clock, ClockMode::Deterministic { .. }),
             clock,

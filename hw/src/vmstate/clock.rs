@@ -30,11 +30,12 @@ impl VmState for VirtualClock {
             ns_per_insn: dec.u64("ns_per_insn")?,
         };
         dec.finish()?;
-        let mut new = VirtualClock::from_state(&state).map_err(|e| dec.invalid(e))?;
-        if self.is_paused() {
-            new.pause();
-        }
-        *self = new;
+        let new = if self.is_paused() {
+            VirtualClock::from_state_paused(&state)
+        } else {
+            VirtualClock::from_state(&state)
+        };
+        *self = new.map_err(|e| dec.invalid(e))?;
         Ok(())
     }
 }
@@ -84,8 +85,11 @@ mod tests {
         target.pause();
         let mut source = VirtualClock::new(ClockMode::Realtime);
         source.pause();
+        std::thread::sleep(std::time::Duration::from_millis(2));
         load_encoded(&mut target, &encode(&source)).unwrap();
         assert!(target.is_paused());
+        // Not a nanosecond later: time does not run between building and pausing.
+        assert_eq!(target.state(), source.state());
     }
 
     #[test]

@@ -2,22 +2,29 @@
 //! [`savevm::VmState`] implemented over the device's plain `XxxState` and validated by
 //! its `from_state`.
 //!
-//! | section      | device                       | version | file            |
-//! |--------------|------------------------------|---------|-----------------|
-//! | `pic`        | 8259 PIC pair                | 1       | [`pic`]         |
-//! | `pit`        | 8254 PIT and port 0x61 bits  | 1       | [`pit`]         |
-//! | `uart`       | 16550A (instance = COM port) | 1       | [`uart`]        |
-//! | `debug-exit` | isa-debug-exit port          | 1       | [`debugport`]   |
-//! | `debugcon`   | port 0xE9 console            | 1       | [`debugport`]   |
-//! | `clock`      | virtual clock                | 1       | [`clock`]       |
+//! | section      | device                            | version | file            |
+//! |--------------|-----------------------------------|---------|-----------------|
+//! | `pic`        | 8259 PIC pair                     | 1       | [`pic`]         |
+//! | `pit`        | 8254 PIT and port 0x61 bits       | 1       | [`pit`]         |
+//! | `rtc`        | MC146818 RTC and CMOS RAM         | 1       | [`rtc`]         |
+//! | `i8042`      | 8042 keyboard controller          | 1       | [`i8042`]       |
+//! | `uart`       | 16550A (instance = COM port)      | 1       | [`uart`]        |
+//! | `debug-exit` | isa-debug-exit port               | 1       | [`debugport`]   |
+//! | `debugcon`   | port 0xE9 console                 | 1       | [`debugport`]   |
+//! | `board`      | port 0x92 (the board's own state) | 1       | [`board`]       |
+//! | `clock`      | virtual clock                     | 1       | [`clock`]       |
 //!
 //! The CPU's section (`cpu`) lives with the CPU. Host-side data (bytes transmitted but
-//! not yet taken by the frontend) is never part of a section.
+//! not yet taken by the frontend) is never part of a section. How the sections and RAM
+//! make up a whole machine's state is [`crate::snapshot`]'s business.
 
+pub mod board;
 pub mod clock;
 pub mod debugport;
+pub mod i8042;
 pub mod pic;
 pub mod pit;
+pub mod rtc;
 pub mod uart;
 
 #[cfg(test)]
