@@ -18,6 +18,8 @@
 //!  icount   u64
 //!  tsc_offset u64
 //!  sysenter_cs sysenter_esp sysenter_eip   3 × u32 (MSRs 0x174-0x176)
+//!  fpu      8 × (significand u64 │ sign+exponent u16)   R0..R7 (physical order)
+//!           cw sw tw u16 │ fip u32 │ fcs u16 │ fop u16 │ fdp u32 │ fds u16
 //!
 //!  seg = selector u16 │ base u32 │ limit u32 (bytes) │ attr u16 │ usable bool
 //! ```
@@ -147,6 +149,19 @@ impl VmState for CpuState {
         enc.u32(self.sysenter_cs);
         enc.u32(self.sysenter_esp);
         enc.u32(self.sysenter_eip);
+        let f = &self.fpu;
+        for r in &f.regs {
+            enc.u64(r.sig);
+            enc.u16(r.se);
+        }
+        enc.u16(f.cw);
+        enc.u16(f.sw);
+        enc.u16(f.tw);
+        enc.u32(f.fip);
+        enc.u16(f.fcs);
+        enc.u16(f.fop);
+        enc.u32(f.fdp);
+        enc.u16(f.fds);
     }
 
     fn load(&mut self, dec: &mut Decoder<'_>, _version: u32) -> savevm::Result<()> {
@@ -195,6 +210,21 @@ impl VmState for CpuState {
         s.sysenter_cs = dec.u32("sysenter_cs")?;
         s.sysenter_esp = dec.u32("sysenter_esp")?;
         s.sysenter_eip = dec.u32("sysenter_eip")?;
+        for r in s.fpu.regs.iter_mut() {
+            r.sig = dec.u64("fpu.sig")?;
+            r.se = dec.u16("fpu.se")?;
+        }
+        s.fpu.cw = dec.u16("fpu.cw")?;
+        s.fpu.sw = dec.u16("fpu.sw")?;
+        s.fpu.tw = dec.u16("fpu.tw")?;
+        s.fpu.fip = dec.u32("fpu.fip")?;
+        s.fpu.fcs = dec.u16("fpu.fcs")?;
+        s.fpu.fop = dec.u16("fpu.fop")?;
+        if s.fpu.fop > 0x7FF {
+            return Err(dec.out_of_range("fpu.fop", u64::from(s.fpu.fop)));
+        }
+        s.fpu.fdp = dec.u32("fpu.fdp")?;
+        s.fpu.fds = dec.u16("fpu.fds")?;
         dec.finish()?;
         *self = s;
         Ok(())
@@ -288,6 +318,21 @@ mod tests {
         s.shutdown = false;
         s.icount = 0x0123_4567_89AB;
         s.tsc_offset = u64::MAX - 5;
+        s.sysenter_cs = 0x10;
+        s.sysenter_esp = 0xC000_8000;
+        s.sysenter_eip = 0xC010_0000;
+        for (i, r) in s.fpu.regs.iter_mut().enumerate() {
+            r.sig = 0x8000_0000_0000_0000 | (i as u64 * 0x0101_0101);
+            r.se = 0x3FFF + i as u16;
+        }
+        s.fpu.cw = 0x037F;
+        s.fpu.sw = 0x3800 | 0x41;
+        s.fpu.tw = 0x0FFF;
+        s.fpu.fip = 0x1234;
+        s.fpu.fcs = 0x1B;
+        s.fpu.fop = 0x5D9;
+        s.fpu.fdp = 0x8000;
+        s.fpu.fds = 0x23;
         s
     }
 
@@ -301,7 +346,7 @@ mod tests {
     #[test]
     fn golden_reset_state() {
         let b = save_bytes(&CpuState::reset());
-        assert_eq!(b.len(), 236);
+        assert_eq!(b.len(), 236 + 8 * 10 + 20);
         assert_eq!(
             &b[8..12],
             &0x633u32.to_le_bytes(),
@@ -324,7 +369,11 @@ mod tests {
             &b[dr6..dr6 + 8],
             &[0xF0, 0x0F, 0xFF, 0xFF, 0x00, 0x04, 0, 0]
         );
-        assert_eq!(&b[dr6 + 8..], &[0u8; 32]);
+        assert_eq!(&b[dr6 + 8..dr6 + 40], &[0u8; 32]);
+        // The FPU at RESET: eight +0.0 registers, CW 0x0040, tags all "zero".
+        let fpu = dr6 + 40;
+        assert_eq!(&b[fpu..fpu + 80], &[0u8; 80]);
+        assert_eq!(&b[fpu + 80..fpu + 86], &[0x40, 0, 0, 0, 0x55, 0x55]);
     }
 
     /// Every flag-producing operation, saved and loaded, reads back the same six flags

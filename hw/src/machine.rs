@@ -54,6 +54,9 @@ pub const PORT_A_RESET: u8 = 0x01;
 /// forward. A device access in the middle of a slice sees the time at the slice's start, so
 /// this bounds how stale that time can be.
 pub const DETERMINISTIC_QUANTUM: u64 = 4096;
+/// The x87 error line and the port whose writes clear it.
+const FERR_IRQ: u8 = 13;
+const FERR_CLEAR_PORT: u16 = 0xF0;
 /// Where the board puts the flat GDT a Multiboot kernel starts with (below the loader's
 /// info area at 0x9000).
 const BOOT_GDT: u32 = 0x8000;
@@ -235,6 +238,8 @@ impl Board {
                 };
             }
             0x61 => self.pit.write_port61(v, now),
+            // Any write clears the FERR# request to the PIC (the x87 handler's `out 0xF0`).
+            FERR_CLEAR_PORT => self.pic.set_irq(FERR_IRQ, false),
             i8042::I8042_DATA_PORT | i8042::I8042_CMD_PORT => {
                 let fx = self.kbc.write(port, v);
                 if fx.reset {
@@ -337,6 +342,11 @@ impl Bus for Board {
 
     fn acknowledge_interrupt(&mut self) -> u8 {
         self.pic.acknowledge()
+    }
+
+    /// FERR# drives IRQ 13 (the PC's legacy x87 error path, CR0.NE=0).
+    fn fpu_error(&mut self, asserted: bool) {
+        self.pic.set_irq(FERR_IRQ, asserted);
     }
 
     fn stop_requested(&mut self) -> bool {
