@@ -68,6 +68,10 @@ pub struct Backends {
     pub monitors: Vec<MonitorSpec>,
     /// JSON (QMP) monitors.
     pub qmp: Vec<MonitorSpec>,
+    /// `--incoming URI`: wait for a migration stream before running.
+    pub incoming: Option<String>,
+    /// `--digest-on-exit`: print the machine digest on stderr when tern ends.
+    pub digest_on_exit: bool,
 }
 
 pub struct EventLoop {
@@ -79,12 +83,23 @@ pub struct EventLoop {
     stdin_to_monitor: bool,
     /// Unix socket files to remove on exit.
     socket_paths: Vec<std::path::PathBuf>,
+    digest_on_exit: bool,
 }
 
 impl EventLoop {
     /// Opens every backend: files are created, sockets bound and listening.
-    pub fn new(vm: Vm, b: Backends) -> Result<Self> {
+    pub fn new(mut vm: Vm, b: Backends) -> Result<Self> {
         let mut reg = Registry::new().context("cannot create the event poller")?;
+        // Migration threads wake the loop through the poller.
+        let poller = reg.notifier();
+        vm.set_waker(std::sync::Arc::new(move || {
+            let _ = poller.notify();
+        }));
+        if let Some(uri) = &b.incoming {
+            vm.start_incoming(uri)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("cannot wait for a migration on {uri}"))?;
+        }
         let mut socket_paths = Vec::new();
         let stdio_monitors = b
             .monitors
@@ -174,6 +189,7 @@ impl EventLoop {
             monitors,
             stdin_to_monitor,
             socket_paths,
+            digest_on_exit: b.digest_on_exit,
         })
     }
 
@@ -214,6 +230,8 @@ impl EventLoop {
                     break;
                 }
             }
+            self.vm.serve_migration();
+            self.after_migration_events();
             self.deliver_events();
             if let Some(status) = self.vm.exit_request() {
                 return Ok(self.finish(status));
@@ -224,6 +242,11 @@ impl EventLoop {
             let started = Instant::now();
             let event = self.vm.machine.run(slice);
             let took = started.elapsed();
+            // Auto-converge: give up p% of the vCPU's time so the guest dirties less.
+            let throttle = u32::from(self.vm.migration.throttle());
+            if throttle > 0 {
+                std::thread::sleep(took * throttle / (100 - throttle));
+            }
             if took > SLICE_TARGET * 2 {
                 slice = (slice / 2).max(SLICE_MIN);
             } else if took < SLICE_TARGET / 2 && event == RunEvent::Ran {
@@ -307,9 +330,27 @@ impl EventLoop {
     }
 
     /// Sends what can still be sent and releases the sockets.
+    /// What a migration's end means for the process: an incoming migration that failed
+    /// leaves nothing to run, so tern ends with an error status.
+    fn after_migration_events(&mut self) {
+        self.monitors.migration_progress(&mut self.reg, &self.vm);
+        self.monitors.resume_held(&mut self.reg, &mut self.vm);
+        if let Some((migration::MigrationStatus::Failed, err)) = self.vm.migration.incoming_status()
+        {
+            eprintln!(
+                "tern: incoming migration failed: {}",
+                err.unwrap_or_else(|| "unknown error".into())
+            );
+            self.vm.request_exit(crate::ERROR_STATUS);
+        }
+    }
+
     fn finish(mut self, status: i32) -> i32 {
         self.drain_output();
         self.deliver_events();
+        if self.digest_on_exit {
+            eprintln!("digest: {}", hw::snapshot::hex(&self.vm.machine.digest()));
+        }
         self.monitors.flush_all(&mut self.reg);
         for p in &self.socket_paths {
             let _ = std::fs::remove_file(p);

@@ -15,9 +15,11 @@
 
 mod chardev;
 mod event_loop;
+mod migrate;
 mod monitor;
 mod options;
 mod registry;
+mod snapshots;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -37,7 +39,7 @@ use crate::options::{DebugconSpec, MonitorSpec, SerialSpec};
 static DEMO_GUEST: &[u8] = include_bytes!("../../testdata/guests/demo.bin");
 
 /// Exit status for errors detected by tern itself (bad options, unreadable files).
-const ERROR_STATUS: i32 = 2;
+pub(crate) const ERROR_STATUS: i32 = 2;
 
 #[derive(FromArgs, Debug)]
 /// tern: a pure-software x86 PC emulator.
@@ -48,8 +50,47 @@ struct Tern {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Subcommand {
     Run(RunArgs),
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Examine a snapshot or migration stream file without running it.
+#[argh(subcommand, name = "snapshot")]
+struct SnapshotArgs {
+    #[argh(subcommand)]
+    command: SnapshotCommand,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+enum SnapshotCommand {
+    Inspect(InspectArgs),
+    Verify(VerifyArgs),
+}
+
+#[derive(FromArgs, Debug)]
+/// Print the sections, versions and sizes a stream holds.
+#[argh(subcommand, name = "inspect")]
+struct InspectArgs {
+    /// print the description as JSON
+    #[argh(switch)]
+    json: bool,
+    /// the snapshot file
+    #[argh(positional)]
+    file: PathBuf,
+}
+
+#[derive(FromArgs, Debug)]
+/// Check a stream's checksum and structure; exit status 0 only if it is intact.
+#[argh(subcommand, name = "verify")]
+struct VerifyArgs {
+    /// the snapshot file
+    #[argh(positional)]
+    file: PathBuf,
 }
 
 #[derive(FromArgs, Debug)]
@@ -100,6 +141,19 @@ struct RunArgs {
     /// deterministic one)
     #[argh(option, from_str_fn(options::parse_rtc_base))]
     rtc_base: Option<RtcBase>,
+    /// directory of named snapshots (default $XDG_DATA_HOME/tern/snapshots)
+    #[argh(option)]
+    snapshot_dir: Option<PathBuf>,
+    /// start from the named snapshot instead of booting
+    #[argh(option)]
+    loadvm: Option<String>,
+    /// wait for a migration stream on URI (tcp:HOST:PORT, unix:PATH, exec:CMD, fd:NAME,
+    /// file:PATH) and run the guest it brings; `defer` waits for migrate_incoming
+    #[argh(option)]
+    incoming: Option<String>,
+    /// print the SHA-256 digest of the machine state (as `info digest`) on stderr at exit
+    #[argh(switch)]
+    digest_on_exit: bool,
 }
 
 fn main() {
@@ -153,7 +207,10 @@ fn split_equals(args: Vec<String>) -> Vec<String> {
 }
 
 fn run(tern: Tern) -> Result<i32> {
-    let Subcommand::Run(args) = tern.command;
+    let args = match tern.command {
+        Subcommand::Run(args) => args,
+        Subcommand::Snapshot(s) => return snapshot_tool(s),
+    };
     let boot = boot_source(&args)?;
     let debugcon = args.debugcon.clone().unwrap_or(DebugconSpec::None);
     let clock = args.clock.unwrap_or(ClockMode::Realtime);
@@ -177,14 +234,61 @@ fn run(tern: Tern) -> Result<i32> {
         (None, None) => "cannot boot the built-in demo guest".to_string(),
     };
     let machine = PcMachine::new(config).context(what)?;
-    let vm = vm::Vm::new(machine, args.paused);
+    let store = snapshots::SnapshotStore::new(
+        args.snapshot_dir
+            .clone()
+            .unwrap_or_else(snapshots::SnapshotStore::default_dir),
+    );
+    let paused = args.paused || args.incoming.is_some();
+    let mut vm = vm::Vm::new(machine, paused, store);
+    if let Some(tag) = &args.loadvm {
+        vm.loadvm(tag).map_err(anyhow::Error::msg)?;
+    }
     let backends = Backends {
         serial: args.serial.clone().unwrap_or(SerialSpec::Stdio),
         debugcon,
         monitors: args.monitor.clone(),
         qmp: args.qmp.clone(),
+        incoming: args.incoming.clone().filter(|u| u != "defer"),
+        digest_on_exit: args.digest_on_exit,
     };
     EventLoop::new(vm, backends)?.run()
+}
+
+/// `tern snapshot inspect|verify FILE`.
+fn snapshot_tool(s: SnapshotArgs) -> Result<i32> {
+    let open = |p: &Path| {
+        std::fs::File::open(p)
+            .map(std::io::BufReader::new)
+            .with_context(|| format!("cannot open {}", p.display()))
+    };
+    match s.command {
+        SnapshotCommand::Inspect(a) => {
+            let d = savevm::inspect(open(&a.file)?)
+                .with_context(|| format!("{} is not a readable tern stream", a.file.display()))?;
+            if a.json {
+                println!("{}", d.to_json());
+            } else {
+                print!("{}", snapshots::describe(&d));
+            }
+            Ok(0)
+        }
+        SnapshotCommand::Verify(a) => match savevm::verify(open(&a.file)?) {
+            Ok(d) => {
+                println!(
+                    "{}: intact ({} sections, {} RAM pages, checksum ok)",
+                    a.file.display(),
+                    d.sections.len(),
+                    d.ram_pages()
+                );
+                Ok(0)
+            }
+            Err(e) => {
+                println!("{}: damaged: {e}", a.file.display());
+                Ok(1)
+            }
+        },
+    }
 }
 
 fn read_image(path: &Path, what: &str) -> Result<Arc<[u8]>> {

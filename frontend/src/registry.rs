@@ -17,8 +17,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::OwnedFd;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
@@ -80,7 +82,11 @@ impl Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Io::Stdin(f) => f.read(buf),
-            Io::Unix(s) => s.read(buf),
+            Io::Unix(s) => {
+                // Descriptors that arrive unasked are closed (dropped) right here.
+                let mut fds = Vec::new();
+                read_with_fds(s, buf, &mut fds)
+            }
             Io::Tcp(s) => s.read(buf),
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -88,6 +94,35 @@ impl Read for Io {
             )),
         }
     }
+}
+
+impl Io {
+    /// Reads like `read`, and collects descriptors sent along (SCM_RIGHTS) on a unix
+    /// socket: a monitor client hands one over before `getfd NAME`.
+    pub fn read_with_fds(&mut self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        match self {
+            Io::Unix(s) => read_with_fds(s, buf, fds),
+            other => other.read(buf),
+        }
+    }
+}
+
+/// `recvmsg` with room for a few descriptors; they come back owned and close-on-exec.
+fn read_with_fds(s: &UnixStream, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(8))];
+    let mut anc = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg(s, &mut iov, &mut anc, RecvFlags::CMSG_CLOEXEC)?;
+    for m in anc.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = m {
+            fds.extend(received);
+        }
+    }
+    if msg.flags.contains(ReturnFlags::CTRUNC) {
+        log::warn!("monitor client sent more descriptors than one message takes");
+    }
+    Ok(msg.bytes)
 }
 
 impl Write for Io {
@@ -129,7 +164,8 @@ pub struct Ready {
 /// Owns the poller and every source registered with it. `R` is the caller's tag for what a
 /// source is for.
 pub struct Registry<R> {
-    poller: Poller,
+    /// Shared so that other threads (migration) can wake a waiting loop.
+    poller: Arc<Poller>,
     entries: HashMap<Key, Entry<R>>,
     next_key: Key,
     events: Events,
@@ -138,11 +174,16 @@ pub struct Registry<R> {
 impl<R: Copy> Registry<R> {
     pub fn new() -> io::Result<Self> {
         Ok(Self {
-            poller: Poller::new()?,
+            poller: Arc::new(Poller::new()?),
             entries: HashMap::new(),
             next_key: 0,
             events: Events::new(),
         })
+    }
+
+    /// A handle another thread can use to end the current (or next) wait early.
+    pub fn notifier(&self) -> Arc<Poller> {
+        self.poller.clone()
     }
 
     /// Registers `io` for readability and takes ownership of it.

@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use migration::transport::{commit_file, temp_path};
-use savevm::{DiscardRam, Record, StreamReader};
+
+use crate::vm::Vm;
 
 /// File name suffix of snapshot files.
 pub const SUFFIX: &str = ".tern";
@@ -74,6 +75,7 @@ impl SnapshotStore {
         base.join("tern/snapshots")
     }
 
+    #[cfg(test)]
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -180,18 +182,105 @@ impl SnapshotStore {
 
 /// Reads the guest clock from the head of a snapshot (its `clock` section precedes RAM).
 fn read_vm_clock(f: File) -> Option<u64> {
-    let mut r = StreamReader::open_unchecked(BufReader::new(f)).ok()?;
-    loop {
-        match r.next_record(&mut DiscardRam).ok()? {
-            Record::Section(s) if s.info().name == "clock" => {
-                let mut d = s.decoder();
-                d.u8("mode").ok()?;
-                return d.u64("ns").ok();
+    hw::snapshot::snapshot_clock(f).ok().map(|(_, c)| c.ns)
+}
+
+impl Vm {
+    /// `savevm [TAG]`: the machine is stopped while its state is written, then runs on as
+    /// before. A failure leaves the guest as it was and no file under the tag.
+    pub fn savevm(&mut self, tag: Option<String>) -> Result<String, String> {
+        let tag = tag.unwrap_or_else(|| auto_tag(SystemTime::now()));
+        SnapshotStore::valid_tag(&tag)
+            .then_some(())
+            .ok_or_else(|| SnapshotError::BadTag(tag.clone()).to_string())?;
+        if self.migration.outgoing_active() {
+            return Err("a migration is in progress".into());
+        }
+        let was_running = self.is_running();
+        self.pause_quietly();
+        let machine = &mut self.machine;
+        let result = self.snapshots.save(&tag, |w| {
+            machine
+                .save_snapshot(w)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        if was_running {
+            self.resume_quietly();
+        }
+        match result {
+            Ok(size) => {
+                log::info!("saved snapshot '{tag}' ({size} bytes)");
+                Ok(tag)
             }
-            Record::Section(_) => {}
-            _ => return None,
+            Err(e) => Err(format!("Error while writing snapshot '{tag}': {e}")),
         }
     }
+
+    /// `loadvm TAG`: replaces the whole machine state. The stream is verified completely
+    /// before anything changes, so a bad file leaves the running guest as it was.
+    pub fn loadvm(&mut self, tag: &str) -> Result<(), String> {
+        if self.migration.outgoing_active() || self.migration.incoming_active() {
+            return Err("a migration is in progress".into());
+        }
+        let file = self.snapshots.open(tag).map_err(|e| e.to_string())?;
+        let was_running = self.is_running();
+        self.pause_quietly();
+        let result = self.machine.load_snapshot(file);
+        // The loaded clock arrives paused; it runs again with the guest.
+        if was_running {
+            self.resume_quietly();
+        }
+        result.map_err(|e| format!("Error while loading snapshot '{tag}': {e}"))
+    }
+}
+
+/// `tern snapshot inspect`'s text: what the stream holds, one line per section.
+pub fn describe(d: &savevm::Description) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "format version {}, machine {}, RAM {} MiB, CPU {}",
+        d.format_version,
+        d.config.machine,
+        d.config.ram_size >> 20,
+        d.config.cpu_model
+    );
+    let _ = writeln!(
+        o,
+        "{:<16} {:>8} {:>7} {:>10}",
+        "SECTION", "INSTANCE", "VERSION", "BYTES"
+    );
+    for s in &d.sections {
+        let subs: Vec<&str> = s.subsections.iter().map(|x| x.name.as_str()).collect();
+        let _ = write!(
+            o,
+            "{:<16} {:>8} {:>7} {:>10}",
+            s.name, s.instance, s.version, s.size
+        );
+        if !subs.is_empty() {
+            let _ = write!(o, "  (subsections: {})", subs.join(", "));
+        }
+        o.push('\n');
+    }
+    let _ = writeln!(
+        o,
+        "RAM: {} passes, {} pages ({} zero, {} with data)",
+        d.ram_passes.len(),
+        d.ram_pages(),
+        d.zero_pages(),
+        d.data_pages()
+    );
+    let _ = writeln!(
+        o,
+        "stream: {} bytes, CRC-32 {:08x} {}, trailer {}",
+        d.stream_len,
+        d.checksum,
+        if d.checksum_ok { "ok" } else { "MISMATCH" },
+        if d.trailer_ok { "ok" } else { "damaged" }
+    );
+    o
 }
 
 /// QEMU's tag for a `savevm` without one: `vm-YYYYMMDDHHMMSS` (UTC here).

@@ -57,11 +57,67 @@ pub fn parse_human(line: &str) -> Result<Command, ParseError> {
         "info" => match rest {
             "status" => Ok(Command::InfoStatus),
             "registers" => Ok(Command::InfoRegisters),
-            "" => err("info: missing subcommand (status, registers)"),
+            "digest" => Ok(Command::InfoDigest),
+            "snapshots" => Ok(Command::InfoSnapshots),
+            "migrate" => Ok(Command::InfoMigrate),
+            "migrate_parameters" => Ok(Command::InfoMigrateParameters),
+            "migrate_capabilities" => Ok(Command::InfoMigrateCapabilities),
+            "" => err(format!("info: missing subcommand ({INFO_TOPICS})")),
             other => err(format!(
-                "info: unknown subcommand '{other}' (status, registers)"
+                "info: unknown subcommand '{other}' ({INFO_TOPICS})"
             )),
         },
+        "savevm" => match rest {
+            "" => Ok(Command::Savevm(None)),
+            tag => one_word(name, tag).map(|t| Command::Savevm(Some(t))),
+        },
+        "loadvm" => one_word(name, rest).map(Command::Loadvm),
+        "delvm" => one_word(name, rest).map(Command::Delvm),
+        "migrate" => {
+            let (detach, uri) = match rest.strip_prefix("-d") {
+                Some(u) if u.is_empty() || u.starts_with(char::is_whitespace) => (true, u.trim()),
+                _ => (false, rest),
+            };
+            if uri.is_empty() {
+                return err("migrate: missing URI");
+            }
+            Ok(Command::Migrate {
+                uri: uri.to_string(),
+                detach,
+            })
+        }
+        "migrate_incoming" => one_word(name, rest).map(Command::MigrateIncoming),
+        "migrate_cancel" => no_args(Command::MigrateCancel),
+        "migrate_set_speed" => Ok(Command::MigrateSetParameter {
+            name: "max-bandwidth".into(),
+            value: parse_size(rest)?,
+        }),
+        "migrate_set_downtime" => Ok(Command::MigrateSetParameter {
+            name: "downtime-limit".into(),
+            value: parse_downtime_ms(rest)?,
+        }),
+        "migrate_set_parameter" => {
+            let (param, value) = two_words(name, rest)?;
+            let value = if param == "max-bandwidth" {
+                parse_size(&value)?
+            } else {
+                value
+                    .parse()
+                    .or_else(|_| err(format!("{param}: invalid value '{value}'")))?
+            };
+            Ok(Command::MigrateSetParameter { name: param, value })
+        }
+        "migrate_set_capability" => {
+            let (cap, state) = two_words(name, rest)?;
+            let on = match state.as_str() {
+                "on" | "true" => true,
+                "off" | "false" => false,
+                _ => return err(format!("{cap}: expected on or off, not '{state}'")),
+            };
+            Ok(Command::MigrateSetCapability { name: cap, on })
+        }
+        "getfd" => one_word(name, rest).map(Command::Getfd),
+        "closefd" => one_word(name, rest).map(Command::Closefd),
         "x" => parse_dump(AddressSpace::Linear, rest),
         "xp" => parse_dump(AddressSpace::Physical, rest),
         "stop" => no_args(Command::Stop),
@@ -70,6 +126,68 @@ pub fn parse_human(line: &str) -> Result<Command, ParseError> {
         "quit" | "q" => no_args(Command::Quit),
         _ => err(format!("unknown command: '{name}'")),
     }
+}
+
+const INFO_TOPICS: &str =
+    "status, registers, digest, snapshots, migrate, migrate_parameters, migrate_capabilities";
+
+fn one_word(cmd: &str, rest: &str) -> Result<String, ParseError> {
+    match rest.split_whitespace().collect::<Vec<_>>()[..] {
+        [w] => Ok(w.to_string()),
+        [] => err(format!("{cmd}: missing argument")),
+        _ => err(format!("{cmd}: too many arguments")),
+    }
+}
+
+fn two_words(cmd: &str, rest: &str) -> Result<(String, String), ParseError> {
+    match rest.split_whitespace().collect::<Vec<_>>()[..] {
+        [a, b] => Ok((a.to_string(), b.to_string())),
+        _ => err(format!("{cmd}: expected two arguments")),
+    }
+}
+
+/// A byte count with an optional B/K/M/G/T suffix (powers of 1024), as QEMU's size
+/// arguments take it.
+fn parse_size(s: &str) -> Result<u64, ParseError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .or_else(|_| err(format!("invalid size '{s}'")))?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return err(format!("invalid size suffix in '{s}' (B, K, M, G, T)")),
+    };
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| ParseError(format!("size '{s}' is too large")))
+}
+
+/// `migrate_set_downtime`: seconds, or a number with s/ms/us/ns; the result in ms.
+fn parse_downtime_ms(s: &str) -> Result<u64, ParseError> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .or_else(|_| err(format!("invalid downtime '{s}'")))?;
+    let ms = match unit {
+        "" | "s" => v * 1000.0,
+        "ms" => v,
+        "us" => v / 1000.0,
+        "ns" => v / 1_000_000.0,
+        _ => return err(format!("invalid downtime unit in '{s}' (s, ms, us, ns)")),
+    };
+    if !ms.is_finite() || ms < 0.0 {
+        return err(format!("invalid downtime '{s}'"));
+    }
+    Ok(ms.round() as u64)
 }
 
 /// `[/[count][format][size]] addr`, with QEMU's defaults: one unit, hex, 32-bit words.
@@ -160,7 +278,96 @@ pub fn render(reply: &Reply) -> String {
         }
         Reply::Registers(r) => render_registers(r),
         Reply::Memory(m) => render_memory(m),
+        Reply::Digest(d) => format!("{}\n", hw::snapshot::hex(d)),
+        Reply::Snapshots(list) => render_snapshots(list),
+        Reply::Migration(m) => render_migration(m),
+        Reply::MigrationParameters(p) => format!(
+            "max-bandwidth: {} bytes/second\ndowntime-limit: {} ms\n\
+             cpu-throttle-initial: {}\ncpu-throttle-increment: {}\n",
+            p.max_bandwidth, p.downtime_limit_ms, p.cpu_throttle_initial, p.cpu_throttle_increment
+        ),
+        Reply::MigrationCapabilities(caps) => caps
+            .iter()
+            .map(|(n, on)| format!("{n}: {}\n", if *on { "on" } else { "off" }))
+            .collect(),
+        Reply::MigrationStarted { .. } => String::new(),
     }
+}
+
+fn render_snapshots(list: &[crate::snapshots::SnapshotInfo]) -> String {
+    use crate::snapshots::{format_date, format_vm_clock};
+    if list.is_empty() {
+        return "There is no snapshot available.\n".into();
+    }
+    let mut o = String::from("List of snapshots present on all disks:\n");
+    let _ = writeln!(
+        o,
+        "{:<24} {:>10} {:<19} {:>15}",
+        "TAG", "VM SIZE", "DATE", "VM CLOCK"
+    );
+    for s in list {
+        let size = if s.size >= 10 << 20 {
+            format!("{} MiB", s.size >> 20)
+        } else {
+            format!("{} KiB", s.size.div_ceil(1024))
+        };
+        let clock = s.vm_clock_ns.map_or("-".into(), format_vm_clock);
+        let _ = writeln!(
+            o,
+            "{:<24} {:>10} {:<19} {:>15}",
+            s.tag,
+            size,
+            format_date(s.date),
+            clock
+        );
+    }
+    o
+}
+
+/// `info migrate`, in the order and units QEMU's HMP uses.
+fn render_migration(m: &migration::MigrationInfo) -> String {
+    let mut o = String::new();
+    if m.status == migration::MigrationStatus::None {
+        return o;
+    }
+    let _ = writeln!(o, "Migration status: {}", m.status.as_str());
+    if let Some(e) = &m.error_desc {
+        let _ = writeln!(o, "error description: {e}");
+    }
+    if let Some(t) = m.total_time_ms {
+        let _ = writeln!(o, "total time: {t} ms");
+    }
+    if let Some(t) = m.expected_downtime_ms {
+        let _ = writeln!(o, "expected downtime: {t} ms");
+    }
+    if let Some(t) = m.downtime_ms {
+        let _ = writeln!(o, "downtime: {t} ms");
+    }
+    if let Some(t) = m.setup_time_ms {
+        let _ = writeln!(o, "setup: {t} ms");
+    }
+    if let Some(r) = &m.ram {
+        let _ = writeln!(o, "transferred ram: {} kbytes", r.transferred >> 10);
+        let _ = writeln!(o, "throughput: {:.2} mbps", r.mbps);
+        let _ = writeln!(o, "remaining ram: {} kbytes", r.remaining >> 10);
+        let _ = writeln!(o, "total ram: {} kbytes", r.total >> 10);
+        let _ = writeln!(o, "duplicate: {} pages", r.duplicate);
+        let _ = writeln!(o, "normal: {} pages", r.normal);
+        let _ = writeln!(o, "normal bytes: {} kbytes", r.normal_bytes >> 10);
+        let _ = writeln!(o, "dirty sync count: {}", r.dirty_sync_count);
+        let _ = writeln!(o, "page size: {} kbytes", r.page_size >> 10);
+        let _ = writeln!(o, "dirty pages rate: {} pages", r.dirty_pages_rate);
+    }
+    if let Some(p) = m.cpu_throttle_percentage {
+        let _ = writeln!(o, "cpu throttle percentage: {p}");
+    }
+    if m.not_converging {
+        let _ = writeln!(
+            o,
+            "not converging: the guest dirties memory faster than it is sent"
+        );
+    }
+    o
 }
 
 /// The text a human monitor prints for a failed command.

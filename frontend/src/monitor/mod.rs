@@ -18,6 +18,9 @@ use cpu::tlb::{translate, Access};
 use cpu::CpuState;
 use memory::GuestPhysAddr;
 
+use migration::{MigrationInfo, ParamValues};
+
+use crate::snapshots::SnapshotInfo;
 use crate::vm::{Vm, VmEvent};
 
 /// The most bytes one `x`/`xp` may dump: bounds the reply a single line can produce.
@@ -35,6 +38,36 @@ pub enum Command {
     Cont,
     SystemReset,
     Quit,
+    /// `info digest`: SHA-256 of the guest-visible machine state.
+    InfoDigest,
+    /// `savevm [TAG]` (QEMU names an untagged snapshot after the date).
+    Savevm(Option<String>),
+    Loadvm(String),
+    Delvm(String),
+    InfoSnapshots,
+    /// `migrate [-d] URI`: without `-d` the issuing human monitor waits for the end.
+    Migrate {
+        uri: String,
+        detach: bool,
+    },
+    MigrateIncoming(String),
+    MigrateCancel,
+    /// `migrate_set_parameter`, and `migrate_set_speed`/`migrate_set_downtime` as the
+    /// `max-bandwidth`/`downtime-limit` parameters.
+    MigrateSetParameter {
+        name: String,
+        value: u64,
+    },
+    MigrateSetCapability {
+        name: String,
+        on: bool,
+    },
+    InfoMigrate,
+    InfoMigrateParameters,
+    InfoMigrateCapabilities,
+    /// `getfd NAME`: keep the descriptor sent with this command under NAME.
+    Getfd(String),
+    Closefd(String),
 }
 
 /// Which address space a dump reads.
@@ -139,7 +172,7 @@ pub struct MemoryDump {
 }
 
 /// What a command produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
     /// Success with nothing to show.
     Done,
@@ -149,13 +182,26 @@ pub enum Reply {
     },
     Registers(Box<RegisterDump>),
     Memory(MemoryDump),
+    Digest([u8; 32]),
+    Snapshots(Vec<SnapshotInfo>),
+    Migration(Box<MigrationInfo>),
+    MigrationParameters(ParamValues),
+    MigrationCapabilities(Vec<(&'static str, bool)>),
+    /// A migration started; a human monitor without `-d` waits for it to end.
+    MigrationStarted {
+        wait: bool,
+    },
 }
 
 /// A command that parsed but could not be carried out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandError {
-    TooLarge { bytes: u64 },
+    TooLarge {
+        bytes: u64,
+    },
     Reset(String),
+    /// Anything else, with QEMU-like wording.
+    Failed(String),
 }
 
 impl fmt::Display for CommandError {
@@ -168,6 +214,7 @@ impl fmt::Display for CommandError {
                 )
             }
             CommandError::Reset(e) => write!(f, "system reset failed: {e}"),
+            CommandError::Failed(e) => f.write_str(e),
         }
     }
 }
@@ -212,6 +259,75 @@ pub fn execute(vm: &mut Vm, cmd: Command) -> Result<Reply, CommandError> {
             vm.request_exit(0);
             Ok(Reply::Done)
         }
+        Command::InfoDigest => Ok(Reply::Digest(vm.machine.digest())),
+        Command::Savevm(tag) => vm
+            .savevm(tag)
+            .map(|_| Reply::Done)
+            .map_err(CommandError::Failed),
+        Command::Loadvm(tag) => vm
+            .loadvm(&tag)
+            .map(|()| Reply::Done)
+            .map_err(CommandError::Failed),
+        Command::Delvm(tag) => vm
+            .snapshots
+            .delete(&tag)
+            .map(|()| Reply::Done)
+            .map_err(|e| CommandError::Failed(e.to_string())),
+        Command::InfoSnapshots => vm
+            .snapshots
+            .list()
+            .map(Reply::Snapshots)
+            .map_err(|e| CommandError::Failed(e.to_string())),
+        Command::Migrate { uri, detach } => {
+            vm.start_migration(&uri).map_err(CommandError::Failed)?;
+            Ok(Reply::MigrationStarted { wait: !detach })
+        }
+        Command::MigrateIncoming(uri) => vm
+            .start_incoming(&uri)
+            .map(|()| Reply::Done)
+            .map_err(CommandError::Failed),
+        Command::MigrateCancel => {
+            vm.migration.cancel();
+            Ok(Reply::Done)
+        }
+        Command::MigrateSetParameter { name, value } => vm
+            .migration
+            .params
+            .set(&name, value)
+            .map(|()| Reply::Done)
+            .map_err(|e| CommandError::Failed(e.to_string())),
+        Command::MigrateSetCapability { name, on } => {
+            if vm.migration.outgoing_active() {
+                return Err(CommandError::Failed(
+                    "There's a migration process in progress".into(),
+                ));
+            }
+            vm.migration
+                .params
+                .set_capability(&name, on)
+                .map(|()| Reply::Done)
+                .map_err(|e| CommandError::Failed(e.to_string()))
+        }
+        Command::InfoMigrate => Ok(Reply::Migration(Box::new(vm.migration.info()))),
+        Command::InfoMigrateParameters => {
+            Ok(Reply::MigrationParameters(vm.migration.params.values()))
+        }
+        Command::InfoMigrateCapabilities => Ok(Reply::MigrationCapabilities(
+            vm.migration.params.capabilities(),
+        )),
+        Command::Getfd(name) => {
+            let fd = vm.offered_fds.pop().ok_or_else(|| {
+                CommandError::Failed("No file descriptor supplied via SCM_RIGHTS".into())
+            })?;
+            vm.migration.fds.insert(name, fd);
+            Ok(Reply::Done)
+        }
+        Command::Closefd(name) => match vm.migration.fds.remove(&name) {
+            Some(_) => Ok(Reply::Done),
+            None => Err(CommandError::Failed(format!(
+                "File descriptor named '{name}' not found"
+            ))),
+        },
     }
 }
 

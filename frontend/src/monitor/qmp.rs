@@ -73,13 +73,28 @@ impl From<CommandError> for QmpError {
 
 /// The QMP commands tern answers, for `query-commands`.
 pub const QMP_COMMANDS: &[&str] = &[
+    "closefd",
     "cont",
+    "getfd",
     "human-monitor-command",
+    "job-dismiss",
+    "migrate",
+    "migrate-incoming",
+    "migrate-set-capabilities",
+    "migrate-set-parameters",
+    "migrate_cancel",
     "qmp_capabilities",
     "query-commands",
+    "query-jobs",
+    "query-migrate",
+    "query-migrate-capabilities",
+    "query-migrate-parameters",
     "query-status",
     "query-version",
     "quit",
+    "snapshot-delete",
+    "snapshot-load",
+    "snapshot-save",
     "stop",
     "system_reset",
 ];
@@ -127,6 +142,13 @@ pub fn vm_event(e: &VmEvent, now: std::time::SystemTime) -> String {
         VmEvent::Shutdown { guest, reason } => {
             event("SHUTDOWN", json!({"guest": guest, "reason": reason}), now)
         }
+        VmEvent::Migration(status) => event("MIGRATION", json!({"status": status}), now),
+        VmEvent::MigrationPass(pass) => event("MIGRATION_PASS", json!({"pass": pass}), now),
+        VmEvent::Job { id, status } => event(
+            "JOB_STATUS_CHANGE",
+            json!({"id": id, "status": status}),
+            now,
+        ),
     }
 }
 
@@ -327,6 +349,26 @@ impl<'a> Args<'a> {
         self.m.remove(key)
     }
 
+    fn opt_u64(&mut self, key: &str) -> Result<Option<u64>, QmpError> {
+        match self.m.remove(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| QmpError::generic(format!("Parameter '{key}' expects a number"))),
+        }
+    }
+
+    fn opt_bool(&mut self, key: &str) -> Result<Option<bool>, QmpError> {
+        match self.m.remove(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(QmpError::generic(format!(
+                "Parameter '{key}' expects a boolean"
+            ))),
+        }
+    }
+
     fn string(&mut self, key: &str) -> Result<String, QmpError> {
         match self.m.remove(key) {
             Some(Value::String(s)) => Ok(s),
@@ -379,6 +421,129 @@ fn run_command(name: &str, mut a: Args, vm: &mut Vm) -> Result<Value, QmpError> 
         "cont" => done(shared(Command::Cont, a, vm)?),
         "system_reset" => done(shared(Command::SystemReset, a, vm)?),
         "quit" => done(shared(Command::Quit, a, vm)?),
+        "query-migrate" => match shared(Command::InfoMigrate, a, vm)? {
+            Reply::Migration(m) => parse_json(&m.to_json())?,
+            _ => return Err(QmpError::generic("unexpected reply")),
+        },
+        "migrate" => {
+            let uri = a.string("uri")?;
+            // QEMU's QMP migrate never blocks; `detach` is accepted and ignored as there.
+            a.opt_bool("detach")?;
+            if a.opt_bool("resume")? == Some(true) {
+                return Err(QmpError::generic("postcopy resume is not supported"));
+            }
+            done(shared(Command::Migrate { uri, detach: true }, a, vm)?)
+        }
+        "migrate-incoming" => {
+            let uri = a.string("uri")?;
+            done(shared(Command::MigrateIncoming(uri), a, vm)?)
+        }
+        "migrate_cancel" => done(shared(Command::MigrateCancel, a, vm)?),
+        "migrate-set-parameters" => {
+            // All checked before any is set, as QEMU does.
+            let mut sets = Vec::new();
+            for name in [
+                "max-bandwidth",
+                "downtime-limit",
+                "cpu-throttle-initial",
+                "cpu-throttle-increment",
+            ] {
+                if let Some(v) = a.opt_u64(name)? {
+                    sets.push((name, v));
+                }
+            }
+            a.done()?;
+            let check = migration::MigrationParams::new();
+            for &(name, v) in &sets {
+                check
+                    .set(name, v)
+                    .map_err(|e| QmpError::generic(e.to_string()))?;
+            }
+            for (name, value) in sets {
+                execute(
+                    vm,
+                    Command::MigrateSetParameter {
+                        name: name.into(),
+                        value,
+                    },
+                )?;
+            }
+            json!({})
+        }
+        "query-migrate-parameters" => match shared(Command::InfoMigrateParameters, a, vm)? {
+            Reply::MigrationParameters(p) => json!({
+                "max-bandwidth": p.max_bandwidth,
+                "downtime-limit": p.downtime_limit_ms,
+                "cpu-throttle-initial": p.cpu_throttle_initial,
+                "cpu-throttle-increment": p.cpu_throttle_increment,
+            }),
+            _ => return Err(QmpError::generic("unexpected reply")),
+        },
+        "migrate-set-capabilities" => {
+            let caps = a
+                .take("capabilities")
+                .and_then(|v| v.as_array().cloned())
+                .ok_or_else(|| QmpError::generic("Parameter 'capabilities' is missing"))?;
+            a.done()?;
+            for c in caps {
+                let name = c["capability"]
+                    .as_str()
+                    .ok_or_else(|| QmpError::generic("Parameter 'capability' expects a string"))?;
+                let on = c["state"]
+                    .as_bool()
+                    .ok_or_else(|| QmpError::generic("Parameter 'state' expects a boolean"))?;
+                execute(
+                    vm,
+                    Command::MigrateSetCapability {
+                        name: name.into(),
+                        on,
+                    },
+                )?;
+            }
+            json!({})
+        }
+        "query-migrate-capabilities" => match shared(Command::InfoMigrateCapabilities, a, vm)? {
+            Reply::MigrationCapabilities(caps) => Value::Array(
+                caps.iter()
+                    .map(|(n, on)| json!({"capability": n, "state": on}))
+                    .collect(),
+            ),
+            _ => return Err(QmpError::generic("unexpected reply")),
+        },
+        "getfd" => {
+            let name = a.string("fdname")?;
+            done(shared(Command::Getfd(name), a, vm)?)
+        }
+        "closefd" => {
+            let name = a.string("fdname")?;
+            done(shared(Command::Closefd(name), a, vm)?)
+        }
+        "snapshot-save" | "snapshot-load" | "snapshot-delete" => {
+            let id = a.string("job-id")?;
+            let tag = a.string("tag")?;
+            // Disk lists name where QEMU would put each part; tern keeps one file per
+            // snapshot, so they are accepted and not used.
+            a.take("vmstate");
+            a.take("devices");
+            a.done()?;
+            let cmd = match name {
+                "snapshot-save" => Command::Savevm(Some(tag)),
+                "snapshot-load" => Command::Loadvm(tag),
+                _ => Command::Delvm(tag),
+            };
+            vm.run_job(&id, name, cmd).map_err(QmpError::generic)?;
+            json!({})
+        }
+        "query-jobs" => {
+            a.done()?;
+            Value::Array(vm.jobs.iter().map(job_json).collect())
+        }
+        "job-dismiss" => {
+            let id = a.string("id")?;
+            a.done()?;
+            vm.dismiss_job(&id).map_err(QmpError::generic)?;
+            json!({})
+        }
         "human-monitor-command" => {
             let line = a.string("command-line")?;
             // QEMU accepts a CPU index; tern has one CPU.
@@ -399,8 +564,26 @@ fn run_command(name: &str, mut a: Args, vm: &mut Vm) -> Result<Value, QmpError> 
     })
 }
 
+fn parse_json(s: &str) -> Result<Value, QmpError> {
+    serde_json::from_str(s).map_err(|e| QmpError::generic(format!("internal JSON error: {e}")))
+}
+
+fn job_json(j: &crate::vm::Job) -> Value {
+    let mut v = json!({
+        "id": j.id,
+        "type": j.kind,
+        "status": j.status,
+        "current-progress": 1,
+        "total-progress": 1,
+    });
+    if let Some(e) = &j.error {
+        v["error"] = Value::from(e.as_str());
+    }
+    v
+}
+
 fn done(r: Reply) -> Value {
-    debug_assert!(matches!(r, Reply::Done));
+    debug_assert!(matches!(r, Reply::Done | Reply::MigrationStarted { .. }));
     json!({})
 }
 
@@ -437,7 +620,8 @@ mod tests {
             no_reboot: true,
         })
         .unwrap();
-        Vm::new(m, true)
+        let dir = std::env::temp_dir().join(format!("tern-qmp-unit-{}", std::process::id()));
+        Vm::new(m, true, crate::snapshots::SnapshotStore::new(dir))
     }
 
     fn replies(s: &str) -> Vec<Value> {

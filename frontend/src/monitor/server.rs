@@ -9,11 +9,11 @@
 //! stops reading while its queue grows past [`MAX_QUEUED`] does.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
-use super::execute;
 use super::human::{parse_human, render, render_error, BANNER, PROMPT};
 use super::qmp::{self, QmpSession};
+use super::{execute, Reply};
 use crate::registry::{Io, Key, Registry};
 use crate::vm::{Vm, VmEvent};
 
@@ -40,6 +40,10 @@ pub enum Protocol {
 struct Client {
     output: Output,
     protocol: Protocol,
+    /// A human `migrate` without `-d` runs: this monitor prints nothing more (and runs
+    /// no further lines) until the migration ends; input waits in `line`/`held`.
+    waiting_migration: bool,
+    held: Vec<u8>,
     line: Vec<u8>,
     /// The current line overflowed [`MAX_LINE`]: drop bytes until its newline.
     discarding: bool,
@@ -70,6 +74,8 @@ impl Monitors {
             Client {
                 output,
                 protocol,
+                waiting_migration: false,
+                held: Vec::new(),
                 line: Vec::new(),
                 discarding: false,
                 queued: Vec::new(),
@@ -144,7 +150,11 @@ impl Monitors {
             return;
         }
         let mut buf = [0u8; 4096];
-        let n = match reg.get_mut(key).map(|e| e.io.read(&mut buf)) {
+        let mut fds = Vec::new();
+        let n = match reg
+            .get_mut(key)
+            .map(|e| e.io.read_with_fds(&mut buf, &mut fds))
+        {
             Some(Ok(n)) => n,
             Some(Err(e))
                 if matches!(
@@ -170,14 +180,58 @@ impl Monitors {
                 .map(|c| (std::mem::take(&mut c.line), c.discarding));
             if let Some((rest, false)) = rest {
                 if !rest.is_empty() {
-                    let reply = run_line(vm, &rest);
+                    let (reply, _) = run_line(vm, &rest);
                     self.send(reg, key, reply.as_bytes());
                 }
             }
             self.close(reg, key);
             return;
         }
+        vm.offered_fds = fds;
         self.input(reg, key, &buf[..n], vm);
+        // A descriptor not claimed by a `getfd` in this message is closed.
+        vm.offered_fds.clear();
+    }
+
+    /// Lets human monitors that wait for a migration (`migrate` without `-d`) go on once
+    /// it has ended: the outcome, the prompt, then the lines typed meanwhile.
+    pub fn migration_progress<R: Copy>(&mut self, reg: &mut Registry<R>, vm: &Vm) {
+        if vm.migration.outgoing_active() {
+            return;
+        }
+        let waiting: Vec<Key> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.waiting_migration)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in waiting {
+            let info = vm.migration.info();
+            let mut text = String::new();
+            if let Some(e) = info.error_desc {
+                text.push_str(&format!("Error: {e}\n"));
+            } else if info.status != migration::MigrationStatus::Completed {
+                text.push_str(&format!("migration {}\n", info.status.as_str()));
+            }
+            text.push_str(PROMPT);
+            self.send(reg, k, text.as_bytes());
+            if let Some(c) = self.clients.get_mut(&k) {
+                c.waiting_migration = false;
+            }
+        }
+    }
+
+    /// Runs lines that arrived while a monitor was waiting for a migration.
+    pub fn resume_held<R: Copy>(&mut self, reg: &mut Registry<R>, vm: &mut Vm) {
+        let ready: Vec<(Key, Vec<u8>)> = self
+            .clients
+            .iter_mut()
+            .filter(|(_, c)| !c.waiting_migration && !c.held.is_empty())
+            .map(|(k, c)| (*k, std::mem::take(&mut c.held)))
+            .collect();
+        for (k, bytes) in ready {
+            self.input(reg, k, &bytes, vm);
+        }
     }
 
     fn input<R: Copy>(&mut self, reg: &mut Registry<R>, key: Key, mut bytes: &[u8], vm: &mut Vm) {
@@ -197,6 +251,12 @@ impl Monitors {
             let Some(c) = self.clients.get_mut(&key) else {
                 return;
             };
+            if c.waiting_migration {
+                if c.held.len() + bytes.len() <= MAX_LINE {
+                    c.held.extend_from_slice(bytes);
+                }
+                return;
+            }
             let (chunk, complete) = match bytes.iter().position(|&b| b == b'\n') {
                 Some(i) => (&bytes[..i], true),
                 None => (bytes, false),
@@ -217,8 +277,12 @@ impl Monitors {
                 format!("Error: line too long (more than {MAX_LINE} bytes)\n{PROMPT}")
             } else {
                 let line = std::mem::take(&mut c.line);
-                let mut reply = run_line(vm, &line);
-                if vm.exit_request().is_none() {
+                let (mut reply, wait) = run_line(vm, &line);
+                if wait {
+                    if let Some(c) = self.clients.get_mut(&key) {
+                        c.waiting_migration = true;
+                    }
+                } else if vm.exit_request().is_none() {
                     reply.push_str(PROMPT);
                 }
                 reply
@@ -303,20 +367,25 @@ impl Monitors {
     }
 }
 
-/// Runs one line and returns the text to show, without the prompt.
-fn run_line(vm: &mut Vm, line: &[u8]) -> String {
+/// Runs one line and returns the text to show, without the prompt, and whether the
+/// monitor must now wait for a migration to end.
+fn run_line(vm: &mut Vm, line: &[u8]) -> (String, bool) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let Ok(text) = std::str::from_utf8(line) else {
-        return "Error: the command line is not valid UTF-8\n".to_string();
+        return (
+            "Error: the command line is not valid UTF-8\n".to_string(),
+            false,
+        );
     };
     if text.trim().is_empty() {
-        return String::new();
+        return (String::new(), false);
     }
     match parse_human(text) {
         Ok(cmd) => match execute(vm, cmd) {
-            Ok(reply) => render(&reply),
-            Err(e) => render_error(&e),
+            Ok(Reply::MigrationStarted { wait }) => (String::new(), wait),
+            Ok(reply) => (render(&reply), false),
+            Err(e) => (render_error(&e), false),
         },
-        Err(e) => format!("{e}\n"),
+        Err(e) => (format!("{e}\n"), false),
     }
 }
