@@ -65,51 +65,78 @@ impl std::fmt::Debug for Op {
 }
 
 pub struct Block {
-    /// Linear address of the first instruction (cs.base + eip) for the jump cache.
+    /// Linear address of the first instruction (cs.base + eip) when it was translated.
     pub lin: u32,
     pub phys: u32,
     pub mode: u32,
     pub ops: Box<[Op]>,
     /// RAM pages the code bytes came from (one or two).
     pub pages: [Option<u32>; 2],
+    /// For a block whose (single) instruction crosses into the next linear page: the
+    /// physical page that next page mapped to. The block may serve again only while it
+    /// still does.
+    pub next_phys: Option<u32>,
     pub valid: Cell<bool>,
 }
 
-const JUMP_CACHE: usize = 4096;
+/// Jump-cache slots: 64 groups of 64, the group chosen by the linear page, so that INVLPG
+/// can empty the slots of one page (and of the page before it) without a full flush.
+const JUMP_GROUP_BITS: u32 = 6;
+const JUMP_CACHE: usize = 1 << (2 * JUMP_GROUP_BITS);
+const JUMP_GROUP: usize = 1 << JUMP_GROUP_BITS;
+
+/// A jump-cache entry: the block that runs at linear address `lin` in mode `mode`.
+#[derive(Clone)]
+struct Jump {
+    lin: u32,
+    mode: u32,
+    block: Rc<Block>,
+}
 
 #[derive(Default)]
 pub struct BlockCache {
     map: HashMap<(u32, u32), Rc<Block>>,
     by_page: HashMap<u32, Vec<Rc<Block>>>,
-    jump: Vec<Option<Rc<Block>>>,
+    jump: Vec<Option<Jump>>,
 }
 
 impl BlockCache {
     #[inline(always)]
+    fn group(lin: u32) -> usize {
+        ((lin >> 12) as usize) & (JUMP_GROUP - 1)
+    }
+
+    #[inline(always)]
     fn slot(lin: u32) -> usize {
-        ((lin ^ (lin >> 12)) as usize) & (JUMP_CACHE - 1)
+        (Self::group(lin) << JUMP_GROUP_BITS) | ((lin ^ (lin >> 6)) as usize & (JUMP_GROUP - 1))
     }
 
     #[inline(always)]
     pub fn lookup_jump(&self, lin: u32, mode: u32) -> Option<&Rc<Block>> {
         match self.jump.get(Self::slot(lin)) {
-            Some(Some(b)) if b.lin == lin && b.mode == mode && b.valid.get() => Some(b),
+            Some(Some(j)) if j.lin == lin && j.mode == mode && j.block.valid.get() => {
+                Some(&j.block)
+            }
             _ => None,
         }
     }
 
-    pub fn lookup(&mut self, lin: u32, phys: u32, mode: u32) -> Option<Rc<Block>> {
-        let b = self.map.get(&(phys, mode))?;
-        if b.lin != lin {
-            // Same code reached through another linear address (another CS base): the ops
-            // are EIP-relative, so the block serves; the jump cache entry is per address.
-            return Some(b.clone());
-        }
+    /// The block translated from physical address `phys` in `mode`, if any. Blocks are
+    /// EIP-relative, so one serves every linear address (CS base, page alias) of the code.
+    pub fn find(&self, phys: u32, mode: u32) -> Option<Rc<Block>> {
+        self.map.get(&(phys, mode)).cloned()
+    }
+
+    /// Remembers that `b` runs at linear address `lin`.
+    pub fn link_jump(&mut self, lin: u32, b: &Rc<Block>) {
         if self.jump.is_empty() {
             self.jump = vec![None; JUMP_CACHE];
         }
-        self.jump[Self::slot(lin)] = Some(b.clone());
-        Some(b.clone())
+        self.jump[Self::slot(lin)] = Some(Jump {
+            lin,
+            mode: b.mode,
+            block: b.clone(),
+        });
     }
 
     pub fn insert(&mut self, b: Block) -> Rc<Block> {
@@ -120,10 +147,7 @@ impl BlockCache {
         for p in b.pages.iter().flatten() {
             self.by_page.entry(*p).or_default().push(b.clone());
         }
-        if self.jump.is_empty() {
-            self.jump = vec![None; JUMP_CACHE];
-        }
-        self.jump[Self::slot(b.lin)] = Some(b.clone());
+        self.link_jump(b.lin, &b);
         b
     }
 
@@ -145,6 +169,20 @@ impl BlockCache {
 
     pub fn flush_jump_cache(&mut self) {
         self.jump.iter_mut().for_each(|e| *e = None);
+    }
+
+    /// Empties the jump-cache slots that may hold code reached through `lin`'s page: its
+    /// own group and the previous page's (a block there may run into this page).
+    pub fn flush_jump_page(&mut self, lin: u32) {
+        if self.jump.is_empty() {
+            return;
+        }
+        for l in [lin, lin.wrapping_sub(0x1000)] {
+            let g = Self::group(l) << JUMP_GROUP_BITS;
+            self.jump[g..g + JUMP_GROUP]
+                .iter_mut()
+                .for_each(|e| *e = None);
+        }
     }
 
     pub fn flush_all(&mut self, mem: &GuestMemory) {

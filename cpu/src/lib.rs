@@ -30,6 +30,7 @@ pub mod flags;
 pub mod interrupt;
 pub mod mem;
 pub mod ops;
+pub mod paging;
 pub mod seg;
 pub mod state;
 pub mod testing;
