@@ -96,3 +96,5 @@ fn realmode_bios() {
         .into();
     expect_pass("realmode", BootSource::Bios { image });
 }
+
+guest_tests!(paging);
