@@ -124,8 +124,10 @@ impl Cpu {
     ) -> Result<u32> {
         let off = lin & 0xFFF;
         if off + bytes > 0x1000 {
-            // Crossing a page: both pages are translated before either is read.
+            // Crossing a page: both pages are checked, then translated, then read.
             let n1 = 0x1000 - off;
+            self.check_access(lin, false, user)?;
+            self.check_access(lin.wrapping_add(n1), false, user)?;
             let p1 = self.translate_access(lin, false, user)?;
             let p2 = self.translate_access(lin.wrapping_add(n1), false, user)?;
             let lo = self.read_phys_part(bus, p1, n1);
@@ -137,7 +139,7 @@ impl Cpu {
     }
 
     /// Writes `bytes` (1, 2 or 4) of `v` at `lin` the slow way. A store that crosses a
-    /// page translates (and so permission-checks) both pages before it writes any byte.
+    /// page checks both pages before it sets an accessed or dirty bit or writes a byte.
     #[inline(never)]
     pub fn write_lin_slow(
         &mut self,
@@ -150,6 +152,8 @@ impl Cpu {
         let off = lin & 0xFFF;
         if off + bytes > 0x1000 {
             let n1 = 0x1000 - off;
+            self.check_access(lin, true, user)?;
+            self.check_access(lin.wrapping_add(n1), true, user)?;
             let p1 = self.translate_access(lin, true, user)?;
             let p2 = self.translate_access(lin.wrapping_add(n1), true, user)?;
             self.write_phys_part(bus, p1, n1, v);

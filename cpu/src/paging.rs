@@ -109,21 +109,40 @@ impl Cpu {
         Ok(phys)
     }
 
+    /// Raises the #PF that an access to `lin` would raise, without any side effect
+    /// otherwise: no accessed or dirty bit, nothing cached. An access that spans two
+    /// pages checks both this way before it translates either for real, so a fault on
+    /// the second page leaves the first page's entries as they were.
+    pub(crate) fn check_access(&mut self, lin: u32, write: bool, user: bool) -> Result<()> {
+        let page = lin & PAGE_MASK;
+        let e = self.tlb_for(user).entry(lin);
+        if (write && e.writes(page)) || (!write && e.reads(page)) {
+            return Ok(());
+        }
+        self.walk_tables(lin, write, user, false).map(|_| ())
+    }
+
     /// Checks that `bytes` at `lin` may be written at the current privilege (both pages if
-    /// the range crosses one), setting dirty bits, without writing: for instructions that
+    /// the range crosses one) without writing or setting any bit: for instructions that
     /// must not do anything else before a store that could fault.
     pub fn probe_write(&mut self, lin: u32, bytes: u32) -> Result<()> {
         let user = self.tlb_user;
-        self.translate_access(lin, true, user)?;
+        self.check_access(lin, true, user)?;
         let last = lin.wrapping_add(bytes - 1);
         if (last ^ lin) & PAGE_MASK != 0 {
-            self.translate_access(last, true, user)?;
+            self.check_access(last, true, user)?;
         }
         Ok(())
     }
 
-    /// The page walk. Raises #PF (with CR2 = `lin`) or returns what the TLB should cache.
+    /// The page walk. Raises #PF (with CR2 = `lin`) or sets the accessed and dirty bits
+    /// the access needs and returns what the TLB should cache.
     pub(crate) fn walk(&mut self, lin: u32, write: bool, user: bool) -> Result<Fill> {
+        self.walk_tables(lin, write, user, true)
+    }
+
+    /// The walk proper; `update` false only checks (no A/D bits written).
+    fn walk_tables(&mut self, lin: u32, write: bool, user: bool, update: bool) -> Result<Fill> {
         let a20 = self.mem.a20_mask();
         if self.s.cr0 & CR0_PG == 0 {
             let phys = (u64::from(lin & PAGE_MASK) & a20) as u32;
@@ -153,7 +172,7 @@ impl Cpu {
                 return Err(self.page_fault(lin, err | PF_P));
             }
             let new = pde | PTE_A | if write { PTE_D } else { 0 };
-            if new != pde {
+            if update && new != pde {
                 self.write_table(pde_addr, new);
             }
             phys = (pde & 0xFFC0_0000) | (lin & 0x003F_F000);
@@ -170,7 +189,7 @@ impl Cpu {
             if !access_allowed(us, rw, write, user, wp) {
                 return Err(self.page_fault(lin, err | PF_P));
             }
-            if pde & PTE_A == 0 {
+            if update && pde & PTE_A == 0 {
                 self.write_table(pde_addr, pde | PTE_A);
             }
             // Re-read: the directory may map itself, and the store above may have been
@@ -181,7 +200,7 @@ impl Cpu {
                 pte
             };
             let new = pte | PTE_A | if write { PTE_D } else { 0 };
-            if new != pte {
+            if update && new != pte {
                 self.write_table(pte_addr, new);
             }
             phys = pte & PAGE_MASK;

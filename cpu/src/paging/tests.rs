@@ -461,6 +461,15 @@ fn crossing_accesses_check_both_pages_first() {
     assert_eq!(r.r32(0x18_0FFC), 0x4433_2211);
     assert_eq!(r.read(L + 0xFFD), Err(pf(0)));
     assert_eq!(r.cpu.s.cr2, L + 0x1000);
+    assert_eq!(
+        r.pte(L) & (PTE_A | PTE_D),
+        0,
+        "first page not even marked accessed"
+    );
+    assert!(!r.cpu.tlb.entry(L).reads(L), "nor cached");
+    assert_eq!(r.cpu.probe_write(L + 0xFFF, 2), Err(pf(PF_W)));
+    assert_eq!(r.cpu.probe_write(L + 0xFFC, 4), Ok(()));
+    assert_eq!(r.pte(L) & (PTE_A | PTE_D), 0, "a probe sets no bit");
     // Second page read-only with WP=1: the same, as a protection fault.
     r.cpu.s.cr0 |= CR0_WP;
     r.map(L + 0x1000, 0x18_5000 | PTE_P | PTE_US);
