@@ -1,8 +1,8 @@
 //! The run loop.
 
-use memory::GuestPhysAddr;
-
 use std::rc::Rc;
+
+use memory::GuestPhysAddr;
 
 use crate::block::Block;
 use crate::exception::Result;
