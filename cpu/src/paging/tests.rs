@@ -164,15 +164,16 @@ fn every_permission_combination_of_4k_pages() {
     let mut r = Rig::new();
     let data = 0x18_0000;
     let mut cases = 0;
-    for bits in 0..16u32 {
+    for bits in 0..64u32 {
         let (pde_rw, pde_us, pte_rw, pte_us) =
             (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
-        let flags = |rw: bool, us: bool| PTE_P | bit(rw, PTE_RW) | bit(us, PTE_US);
+        let (pde_p, pte_p) = (bits & 16 != 0, bits & 32 != 0);
+        let flags = |p: bool, rw: bool, us: bool| bit(p, PTE_P) | bit(rw, PTE_RW) | bit(us, PTE_US);
         for user in [false, true] {
             for write in [false, true] {
                 for wp in [false, true] {
-                    r.set_pde(L, PT1 | flags(pde_rw, pde_us));
-                    r.map(L, data | flags(pte_rw, pte_us));
+                    r.set_pde(L, PT1 | flags(pde_p, pde_rw, pde_us));
+                    r.map(L, data | flags(pte_p, pte_rw, pte_us));
                     r.w32(data + 8, 0x1234_5678);
                     r.cpu.s.cr0 = if wp {
                         r.cpu.s.cr0 | CR0_WP
@@ -188,10 +189,12 @@ fn every_permission_combination_of_4k_pages() {
                     } else {
                         r.read(L + 8)
                     };
-                    let allowed = sdm_allows(pde_us && pte_us, pde_rw && pte_rw, user, write, wp);
+                    let present = pde_p && pte_p;
+                    let allowed =
+                        present && sdm_allows(pde_us && pte_us, pde_rw && pte_rw, user, write, wp);
                     let what = format!(
-                        "PDE rw={pde_rw} us={pde_us} PTE rw={pte_rw} us={pte_us} \
-                         user={user} write={write} wp={wp}"
+                        "PDE p={pde_p} rw={pde_rw} us={pde_us} PTE p={pte_p} rw={pte_rw} \
+                         us={pte_us} user={user} write={write} wp={wp}"
                     );
                     if allowed {
                         let want = if write { 0 } else { 0x1234_5678 };
@@ -204,7 +207,8 @@ fn every_permission_combination_of_4k_pages() {
                         let stored = if write { 0xCAFE_F00D } else { 0x1234_5678 };
                         assert_eq!(r.r32(data + 8), stored, "{what}");
                     } else {
-                        let code = PF_P | bit(write, PF_W) | bit(user, PF_U);
+                        // P in the error code: a protection fault, not a missing page.
+                        let code = bit(present, PF_P) | bit(write, PF_W) | bit(user, PF_U);
                         assert_eq!(got, Err(pf(code)), "{what}");
                         assert_eq!(r.cpu.s.cr2, L + 8, "CR2: {what}");
                         assert_eq!(r.pde(L) & (PTE_A | PTE_D), 0, "PDE untouched: {what}");
@@ -216,7 +220,7 @@ fn every_permission_combination_of_4k_pages() {
             }
         }
     }
-    assert_eq!(cases, 128);
+    assert_eq!(cases, 512);
 }
 
 #[test]
