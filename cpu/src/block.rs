@@ -79,44 +79,44 @@ pub struct Block {
     pub valid: Cell<bool>,
 }
 
-/// Jump-cache slots: 64 groups of 64, the group chosen by the linear page, so that INVLPG
-/// can empty the slots of one page (and of the page before it) without a full flush.
-const JUMP_GROUP_BITS: u32 = 6;
-const JUMP_CACHE: usize = 1 << (2 * JUMP_GROUP_BITS);
-const JUMP_GROUP: usize = 1 << JUMP_GROUP_BITS;
+const JUMP_CACHE: usize = 4096;
+/// Bits in the filter of linear pages that may have jump-cache entries.
+const PAGE_FILTER: usize = 4096;
 
-/// A jump-cache entry: the block that runs at linear address `lin` in mode `mode`.
-#[derive(Clone)]
-struct Jump {
-    lin: u32,
-    mode: u32,
-    block: Rc<Block>,
-}
-
+/// Translated blocks by (physical address, mode), by RAM page (for invalidation), and the
+/// jump cache: a direct-mapped table by linear address in front of the map, looked up once
+/// per block run. INVLPG must drop the jump entries reached through the page it names;
+/// rather than give the hot lookup a page-grouped hash, a small filter of linear pages
+/// (hashed, never cleared but by a full flush) tells INVLPG of a data page, the common
+/// case, that there is nothing to drop, and otherwise the table is scanned.
 #[derive(Default)]
 pub struct BlockCache {
     map: HashMap<(u32, u32), Rc<Block>>,
     by_page: HashMap<u32, Vec<Rc<Block>>>,
-    jump: Vec<Option<Jump>>,
+    jump: Vec<Option<Rc<Block>>>,
+    jump_pages: Vec<u64>,
 }
 
 impl BlockCache {
     #[inline(always)]
-    fn group(lin: u32) -> usize {
-        ((lin >> 12) as usize) & (JUMP_GROUP - 1)
+    fn slot(lin: u32) -> usize {
+        ((lin ^ (lin >> 12)) as usize) & (JUMP_CACHE - 1)
     }
 
-    #[inline(always)]
-    fn slot(lin: u32) -> usize {
-        (Self::group(lin) << JUMP_GROUP_BITS) | ((lin ^ (lin >> 6)) as usize & (JUMP_GROUP - 1))
+    fn filter_bit(lin: u32) -> (usize, u64) {
+        let p = (lin >> 12) as usize % PAGE_FILTER;
+        (p / 64, 1 << (p % 64))
+    }
+
+    fn may_have_page(&self, lin: u32) -> bool {
+        let (w, b) = Self::filter_bit(lin);
+        self.jump_pages.get(w).is_some_and(|v| v & b != 0)
     }
 
     #[inline(always)]
     pub fn lookup_jump(&self, lin: u32, mode: u32) -> Option<&Rc<Block>> {
         match self.jump.get(Self::slot(lin)) {
-            Some(Some(j)) if j.lin == lin && j.mode == mode && j.block.valid.get() => {
-                Some(&j.block)
-            }
+            Some(Some(b)) if b.lin == lin && b.mode == mode && b.valid.get() => Some(b),
             _ => None,
         }
     }
@@ -127,16 +127,20 @@ impl BlockCache {
         self.map.get(&(phys, mode)).cloned()
     }
 
-    /// Remembers that `b` runs at linear address `lin`.
+    /// Remembers that `b` runs at linear address `lin`. The jump cache compares the
+    /// block's own linear address: a block reached through another one (a CS base or a
+    /// page alias) is found in the block map each time instead.
     pub fn link_jump(&mut self, lin: u32, b: &Rc<Block>) {
+        if b.lin != lin {
+            return;
+        }
         if self.jump.is_empty() {
             self.jump = vec![None; JUMP_CACHE];
+            self.jump_pages = vec![0; PAGE_FILTER / 64];
         }
-        self.jump[Self::slot(lin)] = Some(Jump {
-            lin,
-            mode: b.mode,
-            block: b.clone(),
-        });
+        let (word, bit) = Self::filter_bit(lin);
+        self.jump_pages[word] |= bit;
+        self.jump[Self::slot(lin)] = Some(b.clone());
     }
 
     pub fn insert(&mut self, b: Block) -> Rc<Block> {
@@ -169,19 +173,24 @@ impl BlockCache {
 
     pub fn flush_jump_cache(&mut self) {
         self.jump.iter_mut().for_each(|e| *e = None);
+        self.jump_pages.iter_mut().for_each(|w| *w = 0);
     }
 
-    /// Empties the jump-cache slots that may hold code reached through `lin`'s page: its
-    /// own group and the previous page's (a block there may run into this page).
+    /// Drops the jump-cache entries that may hold code reached through `lin`'s page: those
+    /// that start on it, and those that start on the page before (a block there may run
+    /// into this page).
     pub fn flush_jump_page(&mut self, lin: u32) {
-        if self.jump.is_empty() {
+        let prev = lin.wrapping_sub(0x1000);
+        if !self.may_have_page(lin) && !self.may_have_page(prev) {
             return;
         }
-        for l in [lin, lin.wrapping_sub(0x1000)] {
-            let g = Self::group(l) << JUMP_GROUP_BITS;
-            self.jump[g..g + JUMP_GROUP]
-                .iter_mut()
-                .for_each(|e| *e = None);
+        let (page, prev) = (lin >> 12, prev >> 12);
+        for e in self.jump.iter_mut() {
+            if e.as_ref()
+                .is_some_and(|j| j.lin >> 12 == page || j.lin >> 12 == prev)
+            {
+                *e = None;
+            }
         }
     }
 
@@ -203,5 +212,50 @@ impl BlockCache {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(lin: u32, phys: u32) -> Block {
+        Block {
+            lin,
+            phys,
+            mode: 0,
+            ops: Box::new([]),
+            pages: [None, None],
+            next_phys: None,
+            valid: Cell::new(true),
+        }
+    }
+
+    #[test]
+    fn jump_page_flush_drops_the_page_and_the_one_before() {
+        let mut c = BlockCache::default();
+        let lins = [0x40_0FFF, 0x40_1010, 0x40_2010, 0x140_1020, 0x40_0010];
+        for (k, &lin) in lins.iter().enumerate() {
+            c.insert(block(lin, 0x10_0000 * (k as u32 + 1) + (lin & 0xFFF)));
+        }
+        for &lin in &lins {
+            assert!(c.lookup_jump(lin, 0).is_some(), "{lin:#x}");
+        }
+        // Nothing was ever reached through page 0x7000: nothing to do.
+        c.flush_jump_page(0x7123);
+        assert!(lins.iter().all(|&lin| c.lookup_jump(lin, 0).is_some()));
+        c.flush_jump_page(0x40_1234);
+        assert!(c.lookup_jump(0x40_0FFF, 0).is_none(), "the page before");
+        assert!(c.lookup_jump(0x40_0010, 0).is_none(), "the page before");
+        assert!(c.lookup_jump(0x40_1010, 0).is_none(), "the page");
+        assert!(c.lookup_jump(0x40_2010, 0).is_some(), "the page after");
+        assert!(
+            c.lookup_jump(0x140_1020, 0).is_some(),
+            "same filter bit, other page"
+        );
+        // The blocks themselves stay in the map (they are keyed physically).
+        assert!(c.find(0x10_0FFF, 0).is_some());
+        c.flush_jump_cache();
+        assert!(c.lookup_jump(0x40_2010, 0).is_none());
     }
 }

@@ -130,10 +130,9 @@ impl Tlb {
     /// Makes every store take the slow path once more (after a dirty-log harvest, or when a
     /// page gets translated code); the translations themselves stay.
     pub fn flush_writes(&mut self) {
+        // An INVALID tag stays invalid with SLOW added.
         for e in self.entries.iter_mut() {
-            if e.write & INVALID == 0 {
-                e.write |= SLOW;
-            }
+            e.write |= SLOW;
         }
     }
 
