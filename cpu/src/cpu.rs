@@ -20,7 +20,16 @@ pub struct Cpu {
     pub s: CpuState,
     pub model: CpuModel,
     pub(crate) mem: Arc<GuestMemory>,
+    /// The TLB entries of the current privilege: user permissions at CPL 3, supervisor
+    /// ones at CPL 0-2 (see `paging`).
     pub(crate) tlb: Tlb,
+    /// The entries of the other privilege, kept warm across privilege changes.
+    pub(crate) tlb_alt: Tlb,
+    /// Whether `tlb` holds the user entries.
+    pub(crate) tlb_user: bool,
+    /// 4 MiB regions (bit = region % 64) from which code was fetched through a 4 MiB
+    /// page since the jump cache was last emptied: INVLPG there empties it again.
+    pub(crate) jump_large: u64,
     pub(crate) cache: BlockCache,
     /// Segment checks for the fast path, derived from `s.seg`.
     pub(crate) bounds: [SegBounds; 6],
@@ -42,6 +51,9 @@ impl Cpu {
             dirty_epoch: mem.dirty_epoch(),
             mem,
             tlb: Tlb::default(),
+            tlb_alt: Tlb::default(),
+            tlb_user: false,
+            jump_large: 0,
             cache: BlockCache::default(),
             bounds: [SegBounds {
                 lo: 0,
@@ -77,8 +89,8 @@ impl Cpu {
     pub fn state_changed(&mut self) {
         self.s.gpr[crate::state::ZERO] = 0;
         self.sync_segs();
-        self.tlb.flush();
-        self.cache.flush_jump_cache();
+        self.flush_tlb();
+        self.sync_tlb_privilege();
         self.stop_block = true;
     }
 
@@ -114,7 +126,7 @@ impl Cpu {
     /// Drops TLB write entries so every page's next store is logged again: the vCPU half of
     /// a dirty-log harvest.
     pub fn rearm_dirty_tracking(&mut self) {
-        self.tlb.flush_writes();
+        self.flush_tlb_writes();
         self.dirty_epoch = self.mem.dirty_epoch();
     }
 

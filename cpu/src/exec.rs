@@ -1,9 +1,13 @@
 //! The run loop.
 
+use std::rc::Rc;
+
 use memory::GuestPhysAddr;
 
+use crate::block::Block;
+use crate::exception::Result;
 use crate::state::{CS, IF};
-use crate::tlb::{self, Access};
+use crate::tlb::PAGE_MASK;
 use crate::{Bus, Cpu};
 
 /// Why `run` returned.
@@ -59,7 +63,7 @@ impl Cpu {
             for p in pages.pages() {
                 self.invalidate_code_page(p);
             }
-            self.tlb.flush_writes();
+            self.flush_tlb_writes();
         }
     }
 
@@ -69,25 +73,13 @@ impl Cpu {
         let mode = self.mode_key();
         let block = match self.cache.lookup_jump(lin, mode) {
             Some(b) => b.clone(),
-            None => {
-                let phys = match tlb::translate(&self.s, lin, Access::Execute) {
-                    Ok(p) => p & self.mem.a20_mask(),
-                    Err(e) => {
-                        self.deliver_exception(bus, e);
-                        return;
-                    }
-                };
-                match self.cache.lookup(lin, phys as u32, mode) {
-                    Some(b) => b,
-                    None => match self.translate_block(lin, phys) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            self.deliver_exception(bus, e);
-                            return;
-                        }
-                    },
+            None => match self.find_block(lin, mode) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.deliver_exception(bus, e);
+                    return;
                 }
-            }
+            },
         };
         self.stop_block = false;
         // In an interrupt shadow exactly one instruction runs before interrupts are looked
@@ -124,6 +116,29 @@ impl Cpu {
             eip = next;
         }
         self.s.icount += done as u64;
+    }
+
+    /// The block at linear `lin` when the jump cache has none: translate the address for
+    /// execution, look the physical address up in the block map (a block that runs into
+    /// the next page serves only while that page still maps where it did), or translate.
+    #[inline(never)]
+    fn find_block(&mut self, lin: u32, mode: u32) -> Result<Rc<Block>> {
+        let phys = self.translate_fetch(lin)?;
+        if let Some(b) = self.cache.find(phys, mode) {
+            let same = match b.next_phys {
+                None => true,
+                Some(p2) => {
+                    let next = (lin & PAGE_MASK).wrapping_add(0x1000);
+                    self.translate_fetch(next)
+                        .is_ok_and(|p| p & PAGE_MASK == p2)
+                }
+            };
+            if same {
+                self.cache.link_jump(lin, &b);
+                return Ok(b);
+            }
+        }
+        self.translate_block(lin, u64::from(phys))
     }
 
     /// Executes exactly one instruction (the monitor's single step, tests).

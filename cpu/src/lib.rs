@@ -20,6 +20,9 @@
 //! * Memory goes through a software TLB ([`tlb`]) whose write entries exist only for pages
 //!   already logged as dirty and not holding code, so self-modifying code and the dirty log
 //!   cost nothing on the store fast path.
+//! * Paging ([`paging`]) happens only when the TLB misses: the walk's verdict (physical page,
+//!   user or supervisor permission, dirty bit) is folded into the entry, so a load or store
+//!   costs the same one compare with paging on or off.
 //!
 //! The CPU never knows the board: port I/O, MMIO and the interrupt line reach it through
 //! the [`Bus`] trait.
@@ -31,6 +34,7 @@ pub mod fpu;
 pub mod interrupt;
 pub mod mem;
 pub mod ops;
+pub mod paging;
 pub mod seg;
 pub mod state;
 mod task;

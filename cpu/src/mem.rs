@@ -4,7 +4,7 @@ use memory::{GuestPhysAddr, Region, PAGE_SHIFT};
 
 use crate::exception::{Exception, Result};
 use crate::state::SS;
-use crate::tlb::{self, Access, PAGE_MASK};
+use crate::tlb::PAGE_MASK;
 use crate::width::{Width, W16, W32, W8};
 use crate::{Bus, Cpu};
 
@@ -97,7 +97,7 @@ impl Cpu {
                 return Ok(v);
             }
         }
-        self.read_lin_slow(bus, lin, W::BYTES, Access::Read)
+        self.read_lin_slow(bus, lin, W::BYTES, self.tlb_user)
     }
 
     #[inline(always)]
@@ -109,49 +109,37 @@ impl Cpu {
         {
             return Ok(());
         }
-        self.write_lin_slow(bus, lin, W::BYTES, v)
+        self.write_lin_slow(bus, lin, W::BYTES, v, self.tlb_user)
     }
 
-    /// Reads `bytes` (1, 2 or 4) at `lin` the slow way: page walk, MMIO, ROM, page crossing.
+    /// Reads `bytes` (1, 2 or 4) at `lin` with user or supervisor permissions the slow
+    /// way: TLB miss (page walk), ROM, MMIO, page crossing.
     #[inline(never)]
     pub fn read_lin_slow(
         &mut self,
         bus: &mut dyn Bus,
         lin: u32,
         bytes: u32,
-        access: Access,
+        user: bool,
     ) -> Result<u32> {
-        if (lin & 0xFFF) + bytes > 0x1000 {
-            // Crossing a page: translate both pages before reading either.
-            let second = lin.wrapping_add(bytes - 1) & PAGE_MASK;
-            tlb::translate(&self.s, second, access)?;
-            let mut v = 0;
-            for i in 0..bytes {
-                v |= self.read_lin_slow(bus, lin.wrapping_add(i), 1, access)? << (8 * i);
-            }
-            return Ok(v);
+        let off = lin & 0xFFF;
+        if off + bytes > 0x1000 {
+            // Crossing a page: both pages are checked, then translated, then read.
+            let n1 = 0x1000 - off;
+            self.check_access(lin, false, user)?;
+            self.check_access(lin.wrapping_add(n1), false, user)?;
+            let p1 = self.translate_access(lin, false, user)?;
+            let p2 = self.translate_access(lin.wrapping_add(n1), false, user)?;
+            let lo = self.read_phys_part(bus, p1, n1);
+            let hi = self.read_phys_part(bus, p2, bytes - n1);
+            return Ok(lo | hi << (8 * n1));
         }
-        let phys = tlb::translate(&self.s, lin, access)? & self.mem.a20_mask();
-        match self.mem.classify(GuestPhysAddr(phys)) {
-            Region::Ram(off) => {
-                self.tlb.fill(lin, off as u32, false);
-                let mut b = [0u8; 4];
-                self.mem.ram().read_slice(off, &mut b[..bytes as usize]);
-                Ok(u32::from_le_bytes(b))
-            }
-            Region::Rom { rom, offset } => {
-                let r = self.mem.rom(rom);
-                let mut v = 0;
-                for i in 0..bytes as usize {
-                    v |= u32::from(r.get(offset as usize + i).copied().unwrap_or(0xFF)) << (8 * i);
-                }
-                Ok(v)
-            }
-            Region::Mmio { id, offset } => Ok(bus.mmio_read(id, offset, bytes as u8)),
-            Region::Unassigned => Ok(crate::width::size_mask(bytes as u8)),
-        }
+        let phys = self.translate_access(lin, false, user)?;
+        Ok(self.read_phys_part(bus, phys, bytes))
     }
 
+    /// Writes `bytes` (1, 2 or 4) of `v` at `lin` the slow way. A store that crosses a
+    /// page checks both pages before it sets an accessed or dirty bit or writes a byte.
     #[inline(never)]
     pub fn write_lin_slow(
         &mut self,
@@ -159,49 +147,107 @@ impl Cpu {
         lin: u32,
         bytes: u32,
         v: u32,
+        user: bool,
     ) -> Result<()> {
-        if (lin & 0xFFF) + bytes > 0x1000 {
-            let second = lin.wrapping_add(bytes - 1) & PAGE_MASK;
-            tlb::translate(&self.s, lin, Access::Write)?;
-            tlb::translate(&self.s, second, Access::Write)?;
-            for i in 0..bytes {
-                self.write_lin_slow(bus, lin.wrapping_add(i), 1, (v >> (8 * i)) & 0xFF)?;
-            }
+        let off = lin & 0xFFF;
+        if off + bytes > 0x1000 {
+            let n1 = 0x1000 - off;
+            self.check_access(lin, true, user)?;
+            self.check_access(lin.wrapping_add(n1), true, user)?;
+            let p1 = self.translate_access(lin, true, user)?;
+            let p2 = self.translate_access(lin.wrapping_add(n1), true, user)?;
+            self.write_phys_part(bus, p1, n1, v);
+            self.write_phys_part(bus, p2, bytes - n1, v >> (8 * n1));
             return Ok(());
         }
-        let phys = tlb::translate(&self.s, lin, Access::Write)? & self.mem.a20_mask();
-        match self.mem.classify(GuestPhysAddr(phys)) {
+        let phys = self.translate_access(lin, true, user)?;
+        if self.write_phys_part(bus, phys, bytes, v) {
+            // Logged: the page may take fast stores until the next harvest or until it
+            // gets translated code.
+            self.tlb_for(user).arm_write(lin);
+        }
+        Ok(())
+    }
+
+    /// `bytes` (1-4) at `phys`, all within one page, as the memory map decodes it.
+    fn read_phys_part(&mut self, bus: &mut dyn Bus, phys: u32, bytes: u32) -> u32 {
+        match self.mem.classify(GuestPhysAddr(u64::from(phys))) {
+            Region::Ram(off) => {
+                let mut b = [0u8; 4];
+                self.mem.ram().read_slice(off, &mut b[..bytes as usize]);
+                u32::from_le_bytes(b)
+            }
+            Region::Rom { rom, offset } => {
+                let r = self.mem.rom(rom);
+                let mut v = 0;
+                for i in 0..bytes as usize {
+                    v |= u32::from(r.get(offset as usize + i).copied().unwrap_or(0xFF)) << (8 * i);
+                }
+                v
+            }
+            Region::Mmio { id, offset } if bytes != 3 => bus.mmio_read(id, offset, bytes as u8),
+            Region::Mmio { id, offset } => (0..3u32).fold(0, |v, i| {
+                v | bus.mmio_read(id, offset + u64::from(i), 1) << (8 * i)
+            }),
+            Region::Unassigned => u32::MAX >> (32 - 8 * bytes),
+        }
+    }
+
+    /// Stores `bytes` (1-4) of `v` at `phys`, all within one page: RAM through the dirty
+    /// log and the code-page check, MMIO to the board; ROM and holes ignore it. Returns
+    /// whether it was RAM.
+    fn write_phys_part(&mut self, bus: &mut dyn Bus, phys: u32, bytes: u32, v: u32) -> bool {
+        match self.mem.classify(GuestPhysAddr(u64::from(phys))) {
             Region::Ram(off) => {
                 let page = off >> PAGE_SHIFT;
-                // Log first (dirty clients, code check); then the page may take fast stores
-                // until the next harvest.
+                // Log first (dirty clients, code check), then store.
                 if self.mem.note_write(page) {
                     self.invalidate_code_page(page);
                 }
-                self.tlb.fill(lin, off as u32, true);
                 let b = v.to_le_bytes();
                 match bytes {
                     1 => self.mem.store_logged::<1>(off, [b[0]]),
                     2 => self.mem.store_logged::<2>(off, [b[0], b[1]]),
+                    3 => self.mem.store_logged::<3>(off, [b[0], b[1], b[2]]),
                     _ => self.mem.store_logged::<4>(off, b),
                 };
-                Ok(())
+                true
+            }
+            Region::Mmio { id, offset } if bytes != 3 => {
+                bus.mmio_write(id, offset, bytes as u8, v);
+                false
             }
             Region::Mmio { id, offset } => {
-                bus.mmio_write(id, offset, bytes as u8, v);
-                Ok(())
+                for i in 0..3u32 {
+                    bus.mmio_write(id, offset + u64::from(i), 1, (v >> (8 * i)) & 0xFF);
+                }
+                false
             }
-            Region::Rom { .. } | Region::Unassigned => Ok(()),
+            Region::Rom { .. } | Region::Unassigned => false,
         }
     }
 
-    /// Reads for system structures (descriptor tables, TSS, IDT): linear, no segment check.
+    /// Reads for system structures (descriptor tables, TSS, IDT): linear, no segment
+    /// check, and supervisor permissions whatever the CPL.
     pub fn read_sys<W: RamAccess>(&mut self, bus: &mut dyn Bus, lin: u32) -> Result<u32> {
-        self.read_lin::<W>(bus, lin)
+        if !self.tlb_user {
+            return self.read_lin::<W>(bus, lin);
+        }
+        let e = self.tlb_alt.entry(lin);
+        if e.read == lin & PAGE_MASK && (lin & 0xFFF) <= 0x1000 - W::BYTES {
+            if let Some(v) = W::load(&self.mem, u64::from(lin.wrapping_add(e.addend))) {
+                return Ok(v);
+            }
+        }
+        self.read_lin_slow(bus, lin, W::BYTES, false)
     }
 
+    /// Writes to system structures (accessed and busy bits): supervisor, like `read_sys`.
     pub fn write_sys<W: RamAccess>(&mut self, bus: &mut dyn Bus, lin: u32, v: u32) -> Result<()> {
-        self.write_lin::<W>(bus, lin, v)
+        if !self.tlb_user {
+            return self.write_lin::<W>(bus, lin, v);
+        }
+        self.write_lin_slow(bus, lin, W::BYTES, v, false)
     }
 }
 

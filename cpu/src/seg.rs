@@ -133,6 +133,7 @@ impl Cpu {
             } else {
                 0
             };
+            self.sync_tlb_privilege();
         }
         if seg == CS || seg == SS {
             self.stop_block = true;

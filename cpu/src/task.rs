@@ -69,13 +69,6 @@ fn is_32(ty: u32) -> bool {
 }
 
 impl Cpu {
-    /// Loads CR3: the page-directory base plus PWT/PCD (the rest is reserved), dropping
-    /// every translation. A stand-in until the paging code provides its own.
-    pub(crate) fn set_cr3(&mut self, v: u32) {
-        self.s.cr3 = v & 0xFFFF_F018;
-        self.tlb.flush();
-    }
-
     /// SS:ESP for ring `cpl` from the current TSS; #TS(TR selector) when the TSS is too
     /// short to hold them.
     pub(crate) fn tss_stack(&mut self, bus: &mut dyn Bus, cpl: u8, ext: u32) -> Result<(u16, u32)> {

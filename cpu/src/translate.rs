@@ -4,13 +4,15 @@
 //! and picks a handler for the operand form and width. Operands common to all groups
 //! (length, memory operand, first immediate) are filled in here, once.
 
-use iced_x86::{Decoder, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register};
+use iced_x86::{
+    Decoder, DecoderError, DecoderOptions, FlowControl, Instruction, Mnemonic, OpKind, Register,
+};
 use memory::{GuestPhysAddr, Region, PAGE_SHIFT};
 
 use crate::block::{Block, Handler, Op};
 use crate::exception::Result;
 use crate::state::{CS, ZERO};
-use crate::tlb::{self, Access};
+use crate::tlb::PAGE_MASK;
 use crate::{Bus, Cpu};
 
 /// Longest block, in instructions: bounds interrupt latency and translation waste.
@@ -204,71 +206,68 @@ fn ends_block(i: &Instruction) -> bool {
 
 impl Cpu {
     /// Translates the block at CS:EIP (linear `lin`, physical `phys`).
+    ///
+    /// Only the first page is fetched for a block that starts with whole instructions: it
+    /// ends before an instruction that would run into the next page. Such an instruction
+    /// then starts a block of its own, which is the only kind that fetches the next page,
+    /// through translation at that moment (so a #PF there is raised with that page's
+    /// address, just before the instruction would execute), and which records where that
+    /// page was mapped.
     pub(crate) fn translate_block(&mut self, lin: u32, phys: u64) -> Result<std::rc::Rc<Block>> {
         let page_left = 0x1000 - (lin & 0xFFF) as usize;
         let mut bytes = vec![0u8; page_left + 15];
         self.mem
             .read_phys(GuestPhysAddr(phys), &mut bytes[..page_left]);
-        // Bytes of the next page are fetched only if it translates: an instruction that
-        // really needs them then faults when it is reached.
-        let next_lin = lin.wrapping_add(page_left as u32);
-        let mut avail = page_left;
-        let mut second_page = None;
-        if let Ok(p2) = tlb::translate(&self.s, next_lin, Access::Execute) {
-            let p2 = p2 & self.mem.a20_mask();
-            self.mem
-                .read_phys(GuestPhysAddr(p2), &mut bytes[page_left..]);
-            avail += 15;
-            second_page = Some(p2);
-        }
         let bitness = if self.s.seg[CS].big() { 32 } else { 16 };
-        let eip = self.s.eip;
-        let mut dec = Decoder::with_ip(
-            bitness,
-            &bytes[..avail],
-            u64::from(eip),
-            DecoderOptions::NONE,
-        );
+        let eip = u64::from(self.s.eip);
         let mut ops = Vec::with_capacity(8);
-        let mut used = 0usize;
         let mut i = Instruction::default();
+        let mut dec = Decoder::with_ip(bitness, &bytes[..page_left], eip, DecoderOptions::NONE);
         while dec.can_decode() && ops.len() < MAX_BLOCK {
-            let pos = dec.position();
-            if pos >= page_left {
-                break; // the next instruction starts on the next page: a new block
-            }
             dec.decode_out(&mut i);
-            if i.is_invalid() && dec.position() >= avail && !ops.is_empty() {
-                break; // truncated by the end of what could be fetched: retry from there
+            if dec.last_error() == DecoderError::NoMoreBytes {
+                break; // runs into the next page
             }
-            used = dec.position();
             ops.push(translate_insn(&i));
             if i.is_invalid() || ends_block(&i) {
                 break;
             }
         }
-        let mut pages = [None, None];
-        let p1 = phys >> PAGE_SHIFT;
-        if matches!(self.mem.classify(GuestPhysAddr(phys)), Region::Ram(_)) {
-            pages[0] = Some(p1 as u32);
-            self.mem.code_mark(p1);
+        let mut next_phys = None;
+        if ops.is_empty() {
+            let next_lin = lin.wrapping_add(page_left as u32);
+            let p2 = self.translate_fetch(next_lin)?;
+            self.mem
+                .read_phys(GuestPhysAddr(u64::from(p2)), &mut bytes[page_left..]);
+            let mut dec = Decoder::with_ip(bitness, &bytes, eip, DecoderOptions::NONE);
+            dec.decode_out(&mut i);
+            ops.push(translate_insn(&i));
+            next_phys = Some(p2 & PAGE_MASK);
         }
-        if used > page_left {
-            if let Some(p2) = second_page {
-                if matches!(self.mem.classify(GuestPhysAddr(p2)), Region::Ram(_)) {
-                    pages[1] = Some((p2 >> PAGE_SHIFT) as u32);
-                    self.mem.code_mark(p2 >> PAGE_SHIFT);
+        let mut pages = [None, None];
+        let mut new_code = false;
+        for (slot, p) in pages.iter_mut().zip([Some(phys), next_phys.map(u64::from)]) {
+            let Some(p) = p else { continue };
+            if matches!(self.mem.classify(GuestPhysAddr(p)), Region::Ram(_)) {
+                let page = p >> PAGE_SHIFT;
+                *slot = Some(page as u32);
+                if !self.mem.is_code(page) {
+                    self.mem.code_mark(page);
+                    new_code = true;
                 }
             }
         }
-        // Pages that now hold code must not take fast stores any longer.
-        self.tlb.flush_writes();
+        if new_code {
+            // Pages that now hold code must not take fast stores any longer.
+            self.flush_tlb_writes();
+        }
         let block = Block {
             lin,
             phys: phys as u32,
             mode: self.mode_key(),
             ops: ops.into_boxed_slice(),
             pages,
+            next_phys,
             valid: std::cell::Cell::new(true),
         };
         Ok(self.cache.insert(block))

@@ -57,3 +57,5 @@ guest_tests!(rtc, i8042, pit61, ticks, tickloop);
 fn fpu() {
     expect_pass("fpu", multiboot("fpu"));
 }
+
+guest_tests!(paging);

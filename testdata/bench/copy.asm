@@ -5,7 +5,9 @@
 ;     instructions = 1 + R * (2 * (3 + 6 * 1024 + 1) + 2) = 1 + 12,298 * R
 ;     R = 40,000  ->  491,920,001 instructions, 81,920,000 dwords copied
 ; Checksum (sum of buffer A) and count: tools/bench_model.py copy.
+%ifndef TEST_NAME
 %define TEST_NAME "bench-copy"
+%endif
 %include "head.inc"
 BENCH_EXPECTED equ 0x5ED5C680            ; tools/bench_model.py copy
 %ifndef R

@@ -6,7 +6,9 @@
 ;            + 4 + 3 + 5 * (N - 2)                       (exact: tools/bench_model.py sieve)
 ;     instructions = 3 + R1 * (S(8192) + 5) + R2 * (S(2^20) + 5)
 ;     R1 = 4000, R2 = 12  ->  556,463,059 instructions
+%ifndef TEST_NAME
 %define TEST_NAME "bench-sieve"
+%endif
 %include "head.inc"
 BENCH_EXPECTED equ 0x004DC36C            ; tools/bench_model.py sieve
 %ifndef R1

@@ -8,9 +8,10 @@ use crate::state::*;
 use crate::width::W8;
 use crate::{Bus, Cpu};
 
-/// CPUID leaf 1 EDX: what this CPU implements, nothing more (x87 FPU, TSC, MSRs,
-/// CMPXCHG8B, SYSENTER/SYSEXIT, CMOVcc).
-pub const CPUID_1_EDX: u32 = 1 | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 15);
+/// CPUID leaf 1 EDX: what this CPU implements, nothing more (x87 FPU, 4 MiB pages, TSC,
+/// MSRs, CMPXCHG8B, SYSENTER/SYSEXIT, global pages, CMOVcc).
+pub const CPUID_1_EDX: u32 =
+    1 | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15);
 /// Family 6, model 3, stepping 3: a Pentium II. Software ignores the SEP bit on family 6
 /// below model 3 stepping 3, where SYSENTER was not usable, so a CPU that offers it must
 /// say it is at least this one.

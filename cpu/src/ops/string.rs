@@ -20,7 +20,6 @@ use crate::exception::Result;
 use crate::flags::FlagOp;
 use crate::mem::RamAccess;
 use crate::state::{DF, EAX, ECX, EDI, EDX, ES, ESI};
-use crate::tlb::{self, Access};
 use crate::translate::gpr;
 use crate::width::{W16, W32, W8};
 use crate::{Bus, Cpu};
@@ -173,8 +172,7 @@ impl StrOp for Ins {
     #[inline(always)]
     fn step<W: RamAccess>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Op, _: u32, di: u32) -> Result<()> {
         let lin = cpu.seg_check(ES, di, W::BYTES, true)?;
-        tlb::translate(&cpu.s, lin, Access::Write)?;
-        tlb::translate(&cpu.s, lin.wrapping_add(W::BYTES - 1), Access::Write)?;
+        cpu.probe_write(lin, W::BYTES)?;
         let v = bus.io_read(cpu.s.gpr[EDX] as u16, W::BYTES as u8);
         cpu.write_lin::<W>(bus, lin, v & W::MASK)
     }

@@ -27,7 +27,6 @@ use crate::mem::RamAccess;
 use crate::seg::Descriptor;
 use crate::state::*;
 use crate::task::TaskSwitch;
-use crate::tlb::{self, Access};
 use crate::translate::{gpr, width};
 use crate::width::{Width, W16, W32};
 use crate::{by_width_16_32, Bus, Cpu};
@@ -51,7 +50,7 @@ pub const CR4_PGE: u32 = 1 << 7;
 pub const CR4_PCE: u32 = 1 << 8;
 /// CR4 bits a guest may set. VME/PVI and PAE are left out: nothing here implements them,
 /// and setting a bit of a missing feature is #GP(0) on real CPUs, which is the honest answer.
-/// PSE and PGE are accepted for the paging work to give meaning to.
+/// PSE (4 MiB pages) and PGE (global pages) are implemented by the page walk.
 const CR4_WRITABLE: u32 = CR4_TSD | CR4_DE | CR4_PSE | CR4_MCE | CR4_PGE | CR4_PCE;
 /// CR0 bits that exist on a P6; the others are reserved and read zero.
 const CR0_WRITABLE: u32 = CR0_PE
@@ -804,9 +803,8 @@ fn store_table(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
     let ea2 = ea.wrapping_add(2) & op.amask;
     let lin1 = cpu.seg_check(op.seg(), ea, 2, true)?;
     let lin2 = cpu.seg_check(op.seg(), ea2, 4, true)?;
-    tlb::translate(&cpu.s, lin1, Access::Write)?;
-    tlb::translate(&cpu.s, lin2, Access::Write)?;
-    tlb::translate(&cpu.s, lin2.wrapping_add(3), Access::Write)?;
+    cpu.probe_write(lin1, 2)?;
+    cpu.probe_write(lin2, 4)?;
     cpu.write_lin::<W16>(bus, lin1, u32::from(t.limit))?;
     cpu.write_lin::<W32>(bus, lin2, t.base)
 }
@@ -901,34 +899,42 @@ fn store_sys_sel(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
 // Control and debug registers
 
 /// Writes CR0 after the checks every path (MOV, LMSW, CLTS) shares. ET is wired to 1.
+/// Turning paging on or off, or changing WP or PE, drops every translation; the other bits
+/// (TS, MP, EM, ...) leave the TLB alone, as on hardware.
 fn write_cr0(cpu: &mut Cpu, v: u32) -> Result<()> {
     let v = (v & CR0_WRITABLE) | CR0_ET;
     if (v & CR0_PG != 0 && v & CR0_PE == 0) || (v & CR0_NW != 0 && v & CR0_CD == 0) {
         return Err(Exception::gp(0));
     }
+    let changed = cpu.s.cr0 ^ v;
     cpu.s.cr0 = v;
-    cpu.state_changed();
+    if changed & (CR0_PG | CR0_WP | CR0_PE) != 0 {
+        cpu.state_changed();
+    } else {
+        cpu.stop_block = true;
+    }
     Ok(())
 }
 
 /// MOV CRn, r32 (`r` = n, `rm` = source). CR1, CR5-CR7 were rejected at translation.
+/// A CR3 load flushes the non-global translations; a change of CR4.PSE or CR4.PGE
+/// flushes them all.
 fn mov_cr_r(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
     privileged(cpu)?;
     let v = cpu.s.gpr[usize::from(op.rm)];
     match op.r {
         0 => write_cr0(cpu, v)?,
         2 => cpu.s.cr2 = v,
-        3 => {
-            // Page-directory base plus PWT/PCD; the rest is reserved.
-            cpu.s.cr3 = v & 0xFFFF_F018;
-            cpu.state_changed();
-        }
+        3 => cpu.set_cr3(v),
         _ => {
             if v & !CR4_WRITABLE != 0 {
                 return Err(Exception::gp(0));
             }
+            let changed = cpu.s.cr4 ^ v;
             cpu.s.cr4 = v;
-            cpu.state_changed();
+            if changed & (CR4_PSE | CR4_PGE) != 0 {
+                cpu.state_changed();
+            }
         }
     }
     Ok(())
@@ -1005,11 +1011,12 @@ fn clts(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
     Ok(())
 }
 
-/// INVLPG m: flushes everything derived from translations (TLB and jump cache) until the
-/// paging work gives it a per-page flush.
-fn invlpg(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
+/// INVLPG m: drops the translation of the page holding the operand's linear address
+/// (segment base + offset; nothing is accessed, so no limit check), global or not.
+fn invlpg(cpu: &mut Cpu, _: &mut dyn Bus, op: &Op) -> Result<()> {
     privileged(cpu)?;
-    cpu.state_changed();
+    let lin = cpu.s.seg[op.seg()].base.wrapping_add(op.ea(cpu));
+    cpu.invalidate_page(lin);
     Ok(())
 }
 

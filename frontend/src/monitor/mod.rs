@@ -14,7 +14,6 @@ pub mod server;
 
 use std::fmt;
 
-use cpu::tlb::{translate, Access};
 use cpu::CpuState;
 use memory::GuestPhysAddr;
 
@@ -356,7 +355,7 @@ fn dump(vm: &Vm, req: DumpRequest) -> Result<MemoryDump, CommandError> {
             AddressSpace::Physical => Some(a),
             AddressSpace::Linear => u32::try_from(a)
                 .ok()
-                .and_then(|lin| translate(&vm.machine.cpu.s, lin, Access::Read).ok()),
+                .and_then(|lin| vm.machine.cpu.translate_debug(lin)),
         };
         let Some(phys) = phys.filter(|&p| p < PHYS_LIMIT && PHYS_LIMIT - p >= n) else {
             unreadable = true;
