@@ -188,29 +188,6 @@ impl Tlb {
     }
 }
 
-/// How the CPU reaches memory for one access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-    Execute,
-}
-
-/// Linear to physical for a caller that holds only the architectural state (the monitor).
-/// Without paging the linear address is the physical one. With paging the page tables are
-/// in guest memory, which this function cannot see: it answers #PF(0), and callers that
-/// hold the CPU use [`crate::Cpu::translate_debug`] instead.
-pub fn translate(
-    s: &crate::state::CpuState,
-    linear: u32,
-    _access: Access,
-) -> crate::exception::Result<u64> {
-    if s.cr0 & crate::state::CR0_PG != 0 {
-        return Err(crate::Exception::with_error(crate::exception::PF, 0));
-    }
-    Ok(u64::from(linear))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,13 +271,5 @@ mod tests {
             "a 4 KiB page stays"
         );
         assert!(!t.flush_page(0x0000_0000));
-    }
-
-    #[test]
-    fn translate_without_memory() {
-        let mut s = crate::state::CpuState::reset();
-        assert_eq!(translate(&s, 0x1234, Access::Read), Ok(0x1234));
-        s.cr0 |= crate::state::CR0_PE | crate::state::CR0_PG;
-        assert!(translate(&s, 0x1234, Access::Read).is_err());
     }
 }

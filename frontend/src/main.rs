@@ -97,9 +97,12 @@ struct VerifyArgs {
 /// Boot a guest. Without --kernel or --bios, boots the built-in demo guest.
 #[argh(subcommand, name = "run")]
 struct RunArgs {
-    /// multiboot kernel to boot
+    /// kernel to boot: a Multiboot kernel or a Linux bzImage
     #[argh(option)]
     kernel: Option<PathBuf>,
+    /// initial ramdisk for a Linux kernel
+    #[argh(option)]
+    initrd: Option<PathBuf>,
     /// kernel command line (passed after the kernel's path, as QEMU does)
     #[argh(option)]
     append: Option<String>,
@@ -315,15 +318,26 @@ fn boot_source(args: &RunArgs) -> Result<BootSource> {
             let name = k.display();
             match detect(&image) {
                 ImageKind::Multiboot => {}
-                ImageKind::LinuxBzImage => bail!(
-                    "{name} is a Linux bzImage; tern boots Multiboot kernels only (the Linux boot protocol is not supported)"
-                ),
+                ImageKind::LinuxBzImage => {
+                    let initrd = match &args.initrd {
+                        Some(p) => Some(read_image(p, "initrd")?),
+                        None => None,
+                    };
+                    return Ok(BootSource::Linux {
+                        kernel: image,
+                        initrd,
+                        cmdline: args.append.clone().unwrap_or_default(),
+                    });
+                }
                 ImageKind::Elf => bail!(
-                    "{name} is an ELF file without a Multiboot header; --kernel takes Multiboot kernels"
+                    "{name} is an ELF file without a Multiboot header; --kernel takes Multiboot kernels and Linux bzImages"
                 ),
                 ImageKind::Unknown => bail!(
-                    "{name} is not a Multiboot kernel (no Multiboot header in its first 8192 bytes)"
+                    "{name} is neither a Multiboot kernel (no Multiboot header in its first 8192 bytes) nor a Linux bzImage"
                 ),
+            }
+            if args.initrd.is_some() {
+                bail!("--initrd needs a Linux kernel; {name} is a Multiboot kernel");
             }
             // QEMU passes the kernel's path as the first word of the command line.
             let cmdline = format!("{} {}", k.display(), args.append.as_deref().unwrap_or(""));

@@ -61,6 +61,52 @@ const FERR_CLEAR_PORT: u16 = 0xF0;
 /// info area at 0x9000).
 const BOOT_GDT: u32 = 0x8000;
 
+/// 32-bit protected mode with flat 4 GiB segments, paging and interrupts off, the GDT at
+/// `gdt_base`: how both -kernel boot protocols hand over to a kernel.
+fn flat_protected_state(
+    eip: u32,
+    code: u16,
+    data: u16,
+    gdt_base: u32,
+    gdt_limit: u16,
+) -> cpu::CpuState {
+    use cpu::state::*;
+    let mut s = cpu::CpuState::reset();
+    let flat = |sel: u16, code: bool| Segment {
+        selector: sel,
+        base: 0,
+        limit: 0xFFFF_FFFF,
+        attr: ATTR_P
+            | ATTR_S
+            | ATTR_RW
+            | ATTR_ACCESSED
+            | ATTR_DB
+            | ATTR_G
+            | if code { ATTR_CODE } else { 0 },
+        usable: true,
+    };
+    for (i, seg) in s.seg.iter_mut().enumerate() {
+        *seg = if i == CS {
+            flat(code, true)
+        } else {
+            flat(data, false)
+        };
+    }
+    s.gdtr = TableReg {
+        base: gdt_base,
+        limit: gdt_limit,
+    };
+    s.idtr = TableReg {
+        base: 0,
+        limit: 0x3FF,
+    };
+    s.cr0 = CR0_PE | CR0_ET;
+    s.eip = eip;
+    s.gpr[EDX] = 0;
+    s.eflags = FIXED1;
+    s
+}
+
 /// What to boot.
 #[derive(Clone, Debug)]
 pub enum BootSource {
@@ -68,6 +114,12 @@ pub enum BootSource {
     Multiboot { image: Arc<[u8]>, cmdline: String },
     /// A firmware image started at the reset vector.
     Bios { image: Arc<[u8]> },
+    /// A Linux bzImage entered through the 32-bit boot protocol, with an optional initrd.
+    Linux {
+        kernel: Arc<[u8]>,
+        initrd: Option<Arc<[u8]>>,
+        cmdline: String,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -89,6 +141,8 @@ pub enum MachineError {
     Memory(#[from] memory::MemoryError),
     #[error(transparent)]
     Boot(#[from] BootError),
+    #[error(transparent)]
+    Linux(#[from] boot::LinuxError),
 }
 
 /// What a call to [`PcMachine::run`] ended with.
@@ -481,18 +535,43 @@ impl PcMachine {
         self.board.port_a = PORT_A_A20;
         self.board.a20_changed = false;
         self.board.timer_programmed = false;
-        match self.config.boot.clone() {
+        let boot = self.config.boot.clone();
+        if !matches!(boot, BootSource::Bios { .. }) {
+            // A PC BIOS has run before a -kernel loader: the PIC, PIT and keyboard
+            // controller are as it leaves them (QEMU boots -kernel through SeaBIOS).
+            self.board.pic.bios_init();
+            self.board.kbc.bios_init();
+            for (port, v) in [(0x43, 0x34), (0x40, 0), (0x40, 0)] {
+                self.board.pit.write(port, v, now);
+            }
+        }
+        match boot {
             BootSource::Bios { .. } => {}
             BootSource::Multiboot { image, cmdline } => {
-                // A PC BIOS has run before a Multiboot loader: the PIC, PIT and keyboard
-                // controller are as it leaves them (QEMU boots -kernel through SeaBIOS).
-                self.board.pic.bios_init();
-                self.board.kbc.bios_init();
-                for (port, v) in [(0x43, 0x34), (0x40, 0), (0x40, 0)] {
-                    self.board.pit.write(port, v, now);
-                }
                 let entry = boot::load_multiboot(&image, &cmdline, &mut Loader(&self.mem))?;
                 self.enter_multiboot(entry.eip, entry.eax, entry.ebx);
+            }
+            BootSource::Linux {
+                kernel,
+                initrd,
+                cmdline,
+            } => {
+                let e =
+                    boot::load_linux(&kernel, initrd.as_deref(), &cmdline, &mut Loader(&self.mem))?;
+                log::info!(
+                    "Linux boot protocol {}.{:02}",
+                    e.version >> 8,
+                    e.version & 0xFF
+                );
+                let mut s = flat_protected_state(
+                    e.eip,
+                    boot::linux::BOOT_CS,
+                    boot::linux::BOOT_DS,
+                    e.gdt_base,
+                    e.gdt_limit,
+                );
+                s.gpr[cpu::state::ESI] = e.esi;
+                self.cpu.set_state(s);
             }
         }
         self.cpu.flush_code();
@@ -505,42 +584,9 @@ impl PcMachine {
         let bytes: Vec<u8> = gdt.iter().flat_map(|d| d.to_le_bytes()).collect();
         self.mem
             .write_phys(GuestPhysAddr(u64::from(BOOT_GDT)), &bytes);
-        let mut s = CpuState::reset();
-        use cpu::state::*;
-        let flat = |sel: u16, code: bool| Segment {
-            selector: sel,
-            base: 0,
-            limit: 0xFFFF_FFFF,
-            attr: ATTR_P
-                | ATTR_S
-                | ATTR_RW
-                | ATTR_ACCESSED
-                | ATTR_DB
-                | ATTR_G
-                | if code { ATTR_CODE } else { 0 },
-            usable: true,
-        };
-        for (i, seg) in s.seg.iter_mut().enumerate() {
-            *seg = if i == CS {
-                flat(0x08, true)
-            } else {
-                flat(0x10, false)
-            };
-        }
-        s.gdtr = TableReg {
-            base: BOOT_GDT,
-            limit: 23,
-        };
-        s.idtr = TableReg {
-            base: 0,
-            limit: 0x3FF,
-        };
-        s.cr0 = CR0_PE | CR0_ET;
-        s.eip = eip;
-        s.gpr[EAX] = eax;
-        s.gpr[EBX] = ebx;
-        s.gpr[EDX] = 0;
-        s.eflags = FIXED1;
+        let mut s = flat_protected_state(eip, 0x08, 0x10, BOOT_GDT, 23);
+        s.gpr[cpu::state::EAX] = eax;
+        s.gpr[cpu::state::EBX] = ebx;
         self.cpu.set_state(s);
     }
 

@@ -21,7 +21,6 @@ use super::*;
 use crate::block::{Handler, Op};
 use crate::exception::{Exception, Result, MF};
 use crate::state::{AF, CF, CR0_EM, CR0_MP, CR0_NE, CR0_TS, CS, OF, PF, SF as EFLAGS_SF, ZF};
-use crate::tlb::{self, Access};
 use crate::translate::address_size_16;
 use crate::width::{W16, W32, W8};
 use crate::{Bus, Cpu};
@@ -117,11 +116,9 @@ fn overflow(f: &mut FpuState) {
 
 /// Checks that `len` bytes at seg:off may be written, segment and pages, so that a
 /// store of several pieces either completes or faults before its first byte.
-fn probe_write(cpu: &Cpu, seg: usize, off: u32, len: u32) -> Result<()> {
+fn probe_write(cpu: &mut Cpu, seg: usize, off: u32, len: u32) -> Result<()> {
     let lin = cpu.seg_check(seg, off, len, true)?;
-    tlb::translate(&cpu.s, lin, Access::Write)?;
-    tlb::translate(&cpu.s, lin.wrapping_add(len - 1), Access::Write)?;
-    Ok(())
+    cpu.probe_write(lin, len)
 }
 
 fn read_bytes(

@@ -277,8 +277,11 @@ pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {
                 Some(by_width_16_32!(w, bt_r))
             }
         }
-        Mnemonic::Bsf | Mnemonic::Bsr => {
-            op.x = u8::from(m == Mnemonic::Bsr);
+        // F3 0F BC/BD decode as TZCNT/LZCNT, but a CPU without BMI1/ABM (this one, which
+        // advertises neither) ignores the F3 prefix and runs BSF/BSR. Compilers emit
+        // `rep bsf` on purpose for that reason (Linux's find_first_bit does).
+        Mnemonic::Bsf | Mnemonic::Bsr | Mnemonic::Tzcnt | Mnemonic::Lzcnt => {
+            op.x = u8::from(matches!(m, Mnemonic::Bsr | Mnemonic::Lzcnt));
             op.r = gpr(i.op0_register());
             if i.op_kind(1) == OpKind::Register {
                 op.rm = gpr(i.op1_register());
@@ -385,6 +388,21 @@ mod tests {
 
     fn dword(s: &SnippetState, off: usize) -> u32 {
         u32::from_le_bytes(s.data[off..off + 4].try_into().unwrap())
+    }
+
+    #[test]
+    fn rep_bsf_and_rep_bsr_run_as_bsf_and_bsr() {
+        // rep bsf ecx, ecx (TZCNT on BMI1 CPUs) with ECX = 0x50: 4.
+        let s = run(&[0xF3, 0x0F, 0xBC, 0xC9], &[(ECX, 0x50)], 0);
+        assert_eq!(s.gpr[ECX], 4);
+        assert_eq!(s.eflags & ZF, 0);
+        // A zero source: ZF set and the destination kept, as BSF does (TZCNT would give 32).
+        let s = run(&[0xF3, 0x0F, 0xBC, 0xC1], &[(EAX, 0x1234), (ECX, 0)], 0);
+        assert_eq!(s.gpr[EAX], 0x1234);
+        assert_eq!(s.eflags & ZF, ZF);
+        // rep bsr eax, ecx (LZCNT on ABM CPUs) with ECX = 0x50: 6.
+        let s = run(&[0xF3, 0x0F, 0xBD, 0xC1], &[(ECX, 0x50)], 0);
+        assert_eq!(s.gpr[EAX], 6);
     }
 
     #[test]
