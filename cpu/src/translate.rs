@@ -204,6 +204,13 @@ fn ends_block(i: &Instruction) -> bool {
     }
 }
 
+/// Instructions that read the time stamp counter. The interpreter counts executed
+/// instructions per block, so these always begin a block: at their start the count is
+/// exact, and the TSC derived from it is too.
+fn reads_time(i: &Instruction) -> bool {
+    matches!(i.mnemonic(), Mnemonic::Rdtsc | Mnemonic::Rdmsr)
+}
+
 impl Cpu {
     /// Translates the block at CS:EIP (linear `lin`, physical `phys`).
     ///
@@ -227,6 +234,10 @@ impl Cpu {
             dec.decode_out(&mut i);
             if dec.last_error() == DecoderError::NoMoreBytes {
                 break; // runs into the next page
+            }
+            if reads_time(&i) && !ops.is_empty() {
+                // It starts the next block, so the instruction count is exact when it runs.
+                break;
             }
             ops.push(translate_insn(&i));
             if i.is_invalid() || ends_block(&i) {

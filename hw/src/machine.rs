@@ -183,6 +183,8 @@ pub struct Board {
     timer_programmed: bool,
     /// Whether `timer_programmed` ends a slice (deterministic clock only).
     stop_on_timer: bool,
+    /// The CPU's instruction count when the running slice began, where the clock stands.
+    clock_icount: u64,
 }
 
 impl Board {
@@ -398,6 +400,20 @@ impl Bus for Board {
         self.pic.acknowledge()
     }
 
+    /// The virtual clock at instruction `icount` of the running slice: exact in
+    /// deterministic mode (the slice started at `clock_icount`), the host-paced clock in
+    /// realtime mode.
+    fn time_ns(&mut self, icount: u64) -> u64 {
+        match self.clock.mode() {
+            ClockMode::Deterministic { ns_per_insn } => self.clock.now_ns().saturating_add(
+                icount
+                    .saturating_sub(self.clock_icount)
+                    .saturating_mul(ns_per_insn),
+            ),
+            ClockMode::Realtime => self.clock.now_ns(),
+        }
+    }
+
     /// FERR# drives IRQ 13 (the PC's legacy x87 error path, CR0.NE=0).
     fn fpu_error(&mut self, asserted: bool) {
         self.pic.set_irq(FERR_IRQ, asserted);
@@ -490,6 +506,7 @@ impl PcMachine {
             port_a: PORT_A_A20,
             a20_changed: false,
             timer_programmed: false,
+            clock_icount: 0,
         };
         let mut m = Self {
             cpu: Cpu::new(mem.clone()),
@@ -617,6 +634,7 @@ impl PcMachine {
             };
             self.board.timer_programmed = false;
             let before = self.cpu.icount();
+            self.board.clock_icount = before;
             let exit = self.cpu.run(&mut self.board, slice);
             let ran = self.cpu.icount() - before;
             self.board.clock.advance_insns(ran);

@@ -24,9 +24,12 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
     ("demo", "runs until quit"),
 ];
 
-/// Guests that print measured time (dates, tick counts, calibration results): for them
-/// only the verdict lines and the exit status must match.
-const TIME_DEPENDENT: &[&str] = &["pit61", "rtc", "ticks", "tickloop"];
+/// Guests that print or check measured time (dates, tick counts, calibration, interrupt
+/// latency): for them only the verdict lines and the exit status must match. QEMU's own
+/// verdict on them depends on the host's timing (`timer`'s check that a CLI window
+/// holds back exactly one PIT interrupt fails under QEMU on a loaded host), so QEMU gets
+/// up to three runs to pass them.
+const TIME_DEPENDENT: &[&str] = &["pit61", "rtc", "ticks", "tickloop", "timer"];
 
 /// The lines that carry a verdict.
 fn verdicts(serial: &str) -> Vec<&str> {
@@ -114,10 +117,18 @@ fn guests_match_qemu() {
     let mut mismatches = Vec::new();
     for name in &names {
         let image = dir.join(format!("{name}.bin"));
-        let (q_status, q_serial) = run_qemu(&qemu, &image);
+        let time_dependent = TIME_DEPENDENT.contains(&name.as_str());
+        let mut tries = 0;
+        let (q_status, q_serial) = loop {
+            tries += 1;
+            let r = run_qemu(&qemu, &image);
+            if r.0 == Some(1) || !time_dependent || tries == 3 {
+                break r;
+            }
+        };
         let (t_status, t_serial) = run_guest(multiboot(name), 4_000_000_000);
         eprintln!("{name}: qemu {q_status:?}, tern {t_status:?}");
-        let same_output = if TIME_DEPENDENT.contains(&name.as_str()) {
+        let same_output = if time_dependent {
             verdicts(&q_serial) == verdicts(&t_serial) && !verdicts(&t_serial).is_empty()
         } else {
             q_serial == t_serial

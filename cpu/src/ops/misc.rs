@@ -125,15 +125,24 @@ fn cpuid(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
 
 /// RDTSC counts executed instructions (plus an offset the board may set): the same in
 /// every run of the same guest, which the deterministic mode needs.
-fn rdtsc(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
+fn rdtsc(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Op) -> Result<()> {
     const CR4_TSD: u32 = 1 << 2;
     if cpu.s.cr4 & CR4_TSD != 0 && cpu.s.protected() && cpu.s.cpl != 0 {
         return Err(Exception::gp(0));
     }
-    let t = cpu.s.icount.wrapping_add(cpu.s.tsc_offset);
+    let t = cpu.tsc(bus);
     cpu.s.gpr[EAX] = t as u32;
     cpu.s.gpr[EDX] = (t >> 32) as u32;
     Ok(())
+}
+
+impl Cpu {
+    /// The time stamp counter: guest time at 1 GHz (so it keeps pace with the PIT and
+    /// RTC whatever the interpreter's speed, and stands still with guest time), plus the
+    /// offset a WRMSR to it set. RDTSC begins its block, so `icount` is exact here.
+    pub(crate) fn tsc(&mut self, bus: &mut dyn Bus) -> u64 {
+        bus.time_ns(self.s.icount).wrapping_add(self.s.tsc_offset)
+    }
 }
 
 pub fn select(i: &Instruction, op: &mut Op) -> Option<Handler> {

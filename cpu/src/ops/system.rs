@@ -1031,10 +1031,10 @@ fn cache_op(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
 /// RDMSR: ECX names the MSR, EDX:EAX receive it. Implemented: the time-stamp counter (the
 /// same count RDTSC reads), the microcode revision (reads 0) and the three SYSENTER MSRs;
 /// any other MSR is #GP(0), as for an MSR the CPU does not have.
-fn rdmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
+fn rdmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Op) -> Result<()> {
     privileged(cpu)?;
     let v: u64 = match cpu.s.gpr[ECX] {
-        MSR_TSC => cpu.s.icount.wrapping_add(cpu.s.tsc_offset),
+        MSR_TSC => cpu.tsc(bus),
         MSR_BIOS_SIGN_ID => 0,
         MSR_SYSENTER_CS => u64::from(cpu.s.sysenter_cs),
         MSR_SYSENTER_ESP => u64::from(cpu.s.sysenter_esp),
@@ -1049,11 +1049,11 @@ fn rdmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
 /// WRMSR: writing the TSC moves its offset so that it reads the value now and counts on
 /// from there; the microcode revision ignores writes; the SYSENTER MSRs keep their low 32
 /// bits (a 32-bit CPU has no more); anything else is #GP(0).
-fn wrmsr(cpu: &mut Cpu, _: &mut dyn Bus, _: &Op) -> Result<()> {
+fn wrmsr(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Op) -> Result<()> {
     privileged(cpu)?;
     let v = u64::from(cpu.s.gpr[EDX]) << 32 | u64::from(cpu.s.gpr[EAX]);
     match cpu.s.gpr[ECX] {
-        MSR_TSC => cpu.s.tsc_offset = v.wrapping_sub(cpu.s.icount),
+        MSR_TSC => cpu.s.tsc_offset = v.wrapping_sub(bus.time_ns(cpu.s.icount)),
         MSR_BIOS_SIGN_ID => {}
         MSR_SYSENTER_CS => cpu.s.sysenter_cs = v as u32,
         MSR_SYSENTER_ESP => cpu.s.sysenter_esp = v as u32,
