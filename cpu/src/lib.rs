@@ -72,6 +72,13 @@ pub trait Bus {
     /// FERR#: the FPU found an unmasked exception pending at a waiting instruction while
     /// CR0.NE=0 (`true`), or cleared its exception flags again (`false`). A PC routes it
     /// to IRQ 13 and clears the request on a write to port 0xF0.
+    /// A port access by the instruction that follows `icount` executed ones comes next. A
+    /// board whose time follows instructions (a deterministic clock) moves its devices'
+    /// time there, so what the guest reads does not depend on how runs are sliced.
+    fn sync_icount(&mut self, icount: u64) {
+        let _ = icount;
+    }
+
     /// Guest time in nanoseconds once `icount` instructions have executed: the time
     /// stamp counter runs at 1 GHz of this time. The board answers from its virtual
     /// clock; without one, an instruction takes a nanosecond.

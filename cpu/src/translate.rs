@@ -204,11 +204,23 @@ fn ends_block(i: &Instruction) -> bool {
     }
 }
 
-/// Instructions that read the time stamp counter. The interpreter counts executed
-/// instructions per block, so these always begin a block: at their start the count is
-/// exact, and the TSC derived from it is too.
+/// Instructions that read time: the time stamp counter, or a device through a port. The
+/// interpreter counts executed instructions per block, so these always begin a block:
+/// at their start the count is exact, and so is the time derived from it.
 fn reads_time(i: &Instruction) -> bool {
-    matches!(i.mnemonic(), Mnemonic::Rdtsc | Mnemonic::Rdmsr)
+    matches!(
+        i.mnemonic(),
+        Mnemonic::Rdtsc
+            | Mnemonic::Rdmsr
+            | Mnemonic::In
+            | Mnemonic::Insb
+            | Mnemonic::Insw
+            | Mnemonic::Insd
+            | Mnemonic::Out
+            | Mnemonic::Outsb
+            | Mnemonic::Outsw
+            | Mnemonic::Outsd
+    )
 }
 
 impl Cpu {

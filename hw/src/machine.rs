@@ -185,11 +185,22 @@ pub struct Board {
     stop_on_timer: bool,
     /// The CPU's instruction count when the running slice began, where the clock stands.
     clock_icount: u64,
+    /// The instruction count of the latest port access or time read within the slice.
+    icount_now: u64,
 }
 
 impl Board {
+    /// Device time: with a deterministic clock, exact at the instruction doing the port
+    /// access (see `Bus::sync_icount`); with a realtime clock, the host-paced clock.
     fn now(&self) -> u64 {
-        self.clock.now_ns()
+        match self.clock.mode() {
+            ClockMode::Deterministic { ns_per_insn } => self.clock.now_ns().saturating_add(
+                self.icount_now
+                    .saturating_sub(self.clock_icount)
+                    .saturating_mul(ns_per_insn),
+            ),
+            ClockMode::Realtime => self.clock.now_ns(),
+        }
     }
 
     /// Brings interrupt lines up to date with time and device state.
@@ -401,17 +412,14 @@ impl Bus for Board {
     }
 
     /// The virtual clock at instruction `icount` of the running slice: exact in
-    /// deterministic mode (the slice started at `clock_icount`), the host-paced clock in
-    /// realtime mode.
+    /// deterministic mode, the host-paced clock in realtime mode.
     fn time_ns(&mut self, icount: u64) -> u64 {
-        match self.clock.mode() {
-            ClockMode::Deterministic { ns_per_insn } => self.clock.now_ns().saturating_add(
-                icount
-                    .saturating_sub(self.clock_icount)
-                    .saturating_mul(ns_per_insn),
-            ),
-            ClockMode::Realtime => self.clock.now_ns(),
-        }
+        self.icount_now = icount;
+        self.now()
+    }
+
+    fn sync_icount(&mut self, icount: u64) {
+        self.icount_now = icount;
     }
 
     /// FERR# drives IRQ 13 (the PC's legacy x87 error path, CR0.NE=0).
@@ -507,6 +515,7 @@ impl PcMachine {
             a20_changed: false,
             timer_programmed: false,
             clock_icount: 0,
+            icount_now: 0,
         };
         let mut m = Self {
             cpu: Cpu::new(mem.clone()),
@@ -635,9 +644,13 @@ impl PcMachine {
             self.board.timer_programmed = false;
             let before = self.cpu.icount();
             self.board.clock_icount = before;
+            self.board.icount_now = before;
             let exit = self.cpu.run(&mut self.board, slice);
             let ran = self.cpu.icount() - before;
             self.board.clock.advance_insns(ran);
+            // The clock now stands at the CPU's count: device time adds nothing more.
+            self.board.clock_icount = self.cpu.icount();
+            self.board.icount_now = self.board.clock_icount;
             left = left.saturating_sub(ran);
             if self.board.a20_changed {
                 self.board.a20_changed = false;

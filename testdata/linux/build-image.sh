@@ -15,7 +15,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out=${TERN_IMAGE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tern/linux-i386}
 mkdir -p "$out"
-if [ -s "$out/bzImage" ] && [ -s "$out/initrd.cpio" ] && [ -s "$out/VERSION" ]; then
+# The initramfs depends on these two files: a change to either rebuilds the image.
+recipe=$(cat "$here/init" "$here/mkinitramfs.py" | sha256sum | cut -c1-16)
+if [ -s "$out/bzImage" ] && [ -s "$out/initrd.cpio" ] && grep -qx "recipe $recipe" "$out/VERSION" 2>/dev/null; then
     echo "$out"
     exit 0
 fi
@@ -49,6 +51,7 @@ cp "$work/initrd.cpio" "$out/initrd.cpio.tmp"
 {
     dpkg-deb -f ./linux-image-*.deb Package Version
     dpkg-deb -f ./busybox-static_*.deb Package Version
+    echo "recipe $recipe"
 } >"$out/VERSION.tmp"
 mv "$out/bzImage.tmp" "$out/bzImage"
 mv "$out/initrd.cpio.tmp" "$out/initrd.cpio"

@@ -58,6 +58,7 @@ fn port(cpu: &Cpu, op: &Op) -> u16 {
 fn in_<W: RamAccess>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
     let p = port(cpu, op);
     io_allowed(cpu, bus, p, W::BYTES as u8)?;
+    bus.sync_icount(cpu.s.icount);
     let v = bus.io_read(p, W::BYTES as u8);
     W::set(&mut cpu.s, EAX as u8, v);
     Ok(())
@@ -66,6 +67,7 @@ fn in_<W: RamAccess>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
 fn out<W: RamAccess>(cpu: &mut Cpu, bus: &mut dyn Bus, op: &Op) -> Result<()> {
     let p = port(cpu, op);
     io_allowed(cpu, bus, p, W::BYTES as u8)?;
+    bus.sync_icount(cpu.s.icount);
     bus.io_write(p, W::BYTES as u8, W::get(&cpu.s, EAX as u8));
     // A device may now raise (or an EOI unmask) an interrupt: ending the block lets the run
     // loop take it at the next instruction boundary, as the hardware would.

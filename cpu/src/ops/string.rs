@@ -173,6 +173,7 @@ impl StrOp for Ins {
     fn step<W: RamAccess>(cpu: &mut Cpu, bus: &mut dyn Bus, _: &Op, _: u32, di: u32) -> Result<()> {
         let lin = cpu.seg_check(ES, di, W::BYTES, true)?;
         cpu.probe_write(lin, W::BYTES)?;
+        bus.sync_icount(cpu.s.icount);
         let v = bus.io_read(cpu.s.gpr[EDX] as u16, W::BYTES as u8);
         cpu.write_lin::<W>(bus, lin, v & W::MASK)
     }
@@ -191,6 +192,7 @@ impl StrOp for Outs {
         _: u32,
     ) -> Result<()> {
         let v = cpu.read::<W>(bus, op.seg(), si)?;
+        bus.sync_icount(cpu.s.icount);
         bus.io_write(cpu.s.gpr[EDX] as u16, W::BYTES as u8, v);
         Ok(())
     }
