@@ -213,7 +213,7 @@ impl Vm {
                 log::info!("saved snapshot '{tag}' ({size} bytes)");
                 Ok(tag)
             }
-            Err(e) => Err(format!("Error while writing snapshot '{tag}': {e}")),
+            Err(e) => Err(format!("cannot save snapshot '{tag}': {e}")),
         }
     }
 
@@ -231,7 +231,7 @@ impl Vm {
         if was_running {
             self.resume_quietly();
         }
-        result.map_err(|e| format!("Error while loading snapshot '{tag}': {e}"))
+        result.map_err(|e| format!("cannot load snapshot '{tag}': {e}"))
     }
 }
 

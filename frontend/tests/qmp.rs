@@ -68,3 +68,38 @@ fn qemu_qmp_client_drives_tern() {
     assert!(out.contains("ok: SHUTDOWN"), "{out}");
     assert_eq!(tern.wait().code(), Some(0));
 }
+
+#[test]
+fn snapshot_jobs_through_qemu_qmp() {
+    let Some(py) = python() else { return };
+    let dir = TempDir::new("qmp-snap");
+    let (sock, snaps, serial) = (
+        dir.path("qmp.sock"),
+        dir.path("snaps"),
+        dir.path("serial.txt"),
+    );
+    let args = counter_args(
+        "every=2 pages=64",
+        &serial,
+        &[
+            "--memory",
+            "16M",
+            "--qmp",
+            &format!("unix:{}", sock.display()),
+            "--snapshot-dir",
+            snaps.to_str().unwrap(),
+        ],
+    );
+    let mut tern = Tern::spawn(&strs(&args));
+    wait_path(&mut tern, &sock);
+    let out = client(
+        &py,
+        &["snapshots", sock.to_str().unwrap(), snaps.to_str().unwrap()],
+    );
+    assert!(out.contains("ok: the guest still runs"), "{out}");
+    // The load took the guest back to the save; it runs on from there.
+    let n = counter_lines(&file_text(&serial)).len() as u32;
+    wait_counter(&serial, n + 3);
+    client(&py, &["quit", sock.to_str().unwrap()]);
+    assert_eq!(tern.wait().code(), Some(0));
+}
