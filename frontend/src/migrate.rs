@@ -53,6 +53,10 @@ pub struct MigrationCtl {
     outgoing: Option<Outgoing>,
     incoming: Option<IncomingState>,
     pub fds: HashMap<String, OwnedFd>,
+    /// Whether the guest starts when an incoming migration has loaded. `stop` and `cont`
+    /// on a destination that waits for its stream set this instead of running the guest,
+    /// whose RAM is still being written (QEMU's `autostart`).
+    pub autostart: bool,
     waker: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -63,6 +67,7 @@ impl MigrationCtl {
             outgoing: None,
             incoming: None,
             fds: HashMap::new(),
+            autostart: true,
             waker,
         }
     }
@@ -250,7 +255,8 @@ impl Vm {
                     self.stop_for("postmigrate");
                 } else if resume {
                     self.cont();
-                } else {
+                } else if !self.is_running() {
+                    // Stopped before the migration began: stopped as before.
                     self.stop_for(crate::vm::PAUSED);
                 }
                 reply.send(());
@@ -268,8 +274,13 @@ impl Vm {
                 match self.machine.load_devices(&stream) {
                     Ok(()) => {
                         reply.send(Ok(()));
-                        log::info!("incoming migration loaded; running the guest");
-                        self.cont();
+                        if self.migration.autostart {
+                            log::info!("incoming migration loaded; running the guest");
+                            self.cont();
+                        } else {
+                            log::info!("incoming migration loaded; the guest stays stopped");
+                            self.stop_for(crate::vm::PAUSED);
+                        }
                     }
                     Err(e) => {
                         log::error!("incoming migration: {e}");

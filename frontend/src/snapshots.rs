@@ -193,7 +193,7 @@ impl Vm {
         SnapshotStore::valid_tag(&tag)
             .then_some(())
             .ok_or_else(|| SnapshotError::BadTag(tag.clone()).to_string())?;
-        if self.migration.outgoing_active() {
+        if self.migration.outgoing_active() || self.migration.incoming_active() {
             return Err("a migration is in progress".into());
         }
         let was_running = self.is_running();

@@ -292,3 +292,258 @@ fn migration_over_descriptors_handed_to_both_monitors() {
     quit(&mut src, &mut sm);
     quit(&mut dst, &mut dm);
 }
+
+/// A deterministic run migrated in the middle ends exactly as the same run unmigrated:
+/// the same serial output, byte for byte (PIT counts included), and the same machine
+/// digest at the guest's exit. Nothing was missed, nothing was sent twice, and guest
+/// time did not notice the move.
+#[test]
+fn a_migrated_deterministic_run_ends_like_an_unmigrated_one() {
+    let dir = TempDir::new("mig-det");
+    let append = "exit=500 every=1";
+    let det = ["--clock", "deterministic", "--digest-on-exit"];
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut reference = Vm::start(&dir, "ref", append, &det);
+    let mut src = Vm::start(&dir, "src", append, &det);
+    let mut dst_args = det.to_vec();
+    dst_args.extend(["--incoming", &addr]);
+    let mut dst = Vm::start(&dir, "dst", append, &dst_args);
+    let mut sm = src.monitor();
+    let _dm = dst.monitor();
+    wait_counter(&src.serial, 20);
+    // Without -d: the prompt comes back when the migration has ended.
+    assert_eq!(sm.cmd(&format!("migrate {addr}")), "");
+    let info = info_migrate(&mut sm);
+    assert_eq!(info["Migration status"], "completed", "{info:?}");
+    assert!(
+        !src.output().contains("PASS"),
+        "the guest finished before it was migrated"
+    );
+    assert_eq!(
+        dst.tern.wait().code(),
+        Some(1),
+        "{}",
+        file_text(&dst.stderr)
+    );
+    assert_eq!(reference.tern.wait().code(), Some(1));
+    quit(&mut src, &mut sm);
+
+    let unmigrated = reference.output();
+    assert_eq!(check_counter_run(&unmigrated, "unmigrated"), 500);
+    assert_eq!(
+        src.output() + &dst.output(),
+        unmigrated,
+        "source and destination output against the unmigrated run"
+    );
+    assert_eq!(
+        exit_digest(&dst.stderr),
+        exit_digest(&reference.stderr),
+        "machine state at the guest's exit"
+    );
+}
+
+/// `migrate` without `-d` holds its monitor until the migration ends, while another
+/// monitor of the same process answers; the bandwidth limit and the downtime limit are
+/// set on the one, raised on the other, and apply at once.
+#[test]
+fn a_blocking_migrate_holds_only_its_own_monitor() {
+    let dir = TempDir::new("mig-block");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &addr]);
+    let mut a = src.monitor();
+    let mut b = src.monitor();
+    let mut dm = dst.monitor();
+    wait_counter(&src.serial, 3);
+    // 1 MiB/s: the first pass alone (the counter's 4 MiB) takes seconds.
+    assert_eq!(a.cmd("migrate_set_speed 1M"), "");
+    assert_eq!(a.cmd("migrate_set_downtime 0.5"), "");
+    let params = b.cmd("info migrate_parameters");
+    assert!(
+        params.contains("max-bandwidth: 1048576 bytes/second\n")
+            && params.contains("downtime-limit: 500 ms\n"),
+        "{params}"
+    );
+    a.send(format!("migrate {addr}\n").as_bytes());
+    let info = wait_status(&mut b, "active");
+    assert_eq!(number(&info, "dirty sync count"), 1, "{info:?}");
+    // Typed while the migration runs: held until it ends.
+    a.send(b"info status\n");
+    let sent = number(&wait_until_sent(&mut b, 64), "transferred ram");
+    assert!(
+        sent < 4 << 10,
+        "{sent} KiB sent at 1 MiB/s before the limit was raised"
+    );
+    // The guest runs on meanwhile.
+    let before = src.output().len();
+    assert!(src.wait_more(2).len() > before);
+    assert!(
+        a.unsolicited().is_empty(),
+        "the waiting monitor printed something"
+    );
+    assert_eq!(b.cmd("info status"), "VM status: running\n");
+
+    assert_eq!(b.cmd("migrate_set_speed 1G"), "");
+    // The end of the migration, then the line typed meanwhile.
+    assert_eq!(a.until_prompt(), "");
+    assert_eq!(a.until_prompt(), "VM status: paused (postmigrate)\n");
+    let info = info_migrate(&mut b);
+    assert_eq!(info["Migration status"], "completed", "{info:?}");
+    check_completed(&info, &mut b);
+    check_continues(&src, &mut dst, &mut dm);
+    quit(&mut src, &mut a);
+    quit(&mut dst, &mut dm);
+}
+
+/// Polls `info migrate` until at least `kib` KiB have been sent.
+fn wait_until_sent(m: &mut Monitor, kib: u64) -> HashMap<String, String> {
+    let mut info = HashMap::new();
+    wait_until(&format!("{kib} KiB sent"), || {
+        info = info_migrate(m);
+        info.contains_key("transferred ram") && number(&info, "transferred ram") >= kib
+    });
+    info
+}
+
+/// The destination of a stream that was cut short never runs the guest and ends with an
+/// error status.
+fn check_destination_failed(dst: &mut Vm) {
+    assert_eq!(dst.tern.wait().code(), Some(2));
+    assert_eq!(dst.output(), "", "the destination ran the guest");
+    let err = file_text(&dst.stderr);
+    assert!(err.contains("tern: incoming migration failed: "), "{err}");
+}
+
+#[test]
+fn a_cancelled_migration_leaves_the_guest_running_at_the_source() {
+    let dir = TempDir::new("mig-cancel");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &addr]);
+    let mut sm = src.monitor();
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd("migrate_set_speed 1M"), "");
+    assert_eq!(sm.cmd(&format!("migrate -d {addr}")), "");
+    wait_until_sent(&mut sm, 64);
+    assert_eq!(sm.cmd("migrate_cancel"), "");
+    wait_status(&mut sm, "cancelled");
+    assert_eq!(sm.cmd("info status"), "VM status: running\n");
+    let out = src.wait_more(5);
+    check_counter_run(&out, "the source after the cancel");
+    check_destination_failed(&mut dst);
+    // A new migration can start after a cancelled one.
+    let addr2 = format!("tcp:127.0.0.1:{}", free_port());
+    let mut dst2 = Vm::start(&dir, "dst2", "every=5", &["--incoming", &addr2]);
+    let mut dm2 = dst2.monitor();
+    assert_eq!(sm.cmd("migrate_set_speed 0"), "");
+    assert_eq!(sm.cmd(&format!("migrate -d {addr2}")), "");
+    let info = wait_status(&mut sm, "completed");
+    check_completed(&info, &mut sm);
+    check_continues(&src, &mut dst2, &mut dm2);
+    quit(&mut src, &mut sm);
+    quit(&mut dst2, &mut dm2);
+}
+
+#[test]
+fn a_destination_that_goes_away_fails_the_migration_and_the_guest_runs_on() {
+    let dir = TempDir::new("mig-gone");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &addr]);
+    let mut sm = src.monitor();
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd("migrate_set_speed 1M"), "");
+    assert_eq!(sm.cmd(&format!("migrate -d {addr}")), "");
+    wait_until_sent(&mut sm, 64);
+    dst.tern.0.kill().unwrap();
+    dst.tern.wait();
+    let info = wait_status(&mut sm, "failed");
+    assert!(
+        info.get("error description").is_some_and(|e| !e.is_empty()),
+        "{info:?}"
+    );
+    assert_eq!(sm.cmd("info status"), "VM status: running\n");
+    let out = src.wait_more(5);
+    check_counter_run(&out, "the source after the failure");
+    quit(&mut src, &mut sm);
+}
+
+#[test]
+fn a_destination_whose_source_dies_mid_stream_exits_without_running_the_guest() {
+    let dir = TempDir::new("mig-cut");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &addr]);
+    let mut sm = src.monitor();
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd("migrate_set_speed 1M"), "");
+    assert_eq!(sm.cmd(&format!("migrate -d {addr}")), "");
+    wait_until_sent(&mut sm, 64);
+    src.tern.0.kill().unwrap();
+    src.tern.wait();
+    check_destination_failed(&mut dst);
+
+    // A stream file cut short: the same from a file.
+    let stream = dir.path("stream.bin");
+    let mut src2 = Vm::start(&dir, "src2", "every=5", &[]);
+    let mut sm2 = src2.monitor();
+    wait_counter(&src2.serial, 3);
+    assert_eq!(
+        sm2.cmd(&format!("migrate -d file:{}", stream.display())),
+        ""
+    );
+    wait_status(&mut sm2, "completed");
+    quit(&mut src2, &mut sm2);
+    let whole = std::fs::read(&stream).unwrap();
+    std::fs::write(&stream, &whole[..whole.len() - 100]).unwrap();
+    let incoming = format!("file:{}", stream.display());
+    let mut dst2 = Vm::start(&dir, "dst2", "every=5", &["--incoming", &incoming]);
+    check_destination_failed(&mut dst2);
+}
+
+/// `cont` and `stop` on a destination that waits for its stream do not run the guest
+/// over the RAM being received; they decide whether it starts once the stream has
+/// loaded, as in QEMU. Neither can a snapshot be taken of it meanwhile.
+#[test]
+fn a_destination_waiting_for_its_stream_does_not_run() {
+    let dir = TempDir::new("mig-wait");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let snaps = dir.path("snaps");
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(
+        &dir,
+        "dst",
+        "every=5",
+        &[
+            "--incoming",
+            &addr,
+            "--snapshot-dir",
+            snaps.to_str().unwrap(),
+        ],
+    );
+    let mut sm = src.monitor();
+    let mut dm = dst.monitor();
+    assert_eq!(dm.cmd("cont"), "");
+    assert_eq!(dm.cmd("info status"), "VM status: paused (inmigrate)\n");
+    assert_eq!(
+        dm.cmd("savevm early"),
+        "Error: a migration is in progress\n"
+    );
+    assert!(!snaps.exists());
+    // Stays stopped once migrated.
+    assert_eq!(dm.cmd("stop"), "");
+    wait_counter(&src.serial, 3);
+    assert_eq!(
+        dst.output(),
+        "",
+        "the destination ran the guest before its stream came"
+    );
+    assert_eq!(sm.cmd(&format!("migrate {addr}")), "");
+    wait_status(&mut dm, "completed");
+    assert_eq!(dm.cmd("info status"), "VM status: paused\n");
+    assert_eq!(dst.output(), "");
+    assert_eq!(dm.cmd("cont"), "");
+    check_continues(&src, &mut dst, &mut dm);
+    quit(&mut src, &mut sm);
+    quit(&mut dst, &mut dm);
+}

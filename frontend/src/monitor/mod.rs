@@ -235,6 +235,16 @@ pub fn execute(vm: &mut Vm, cmd: Command) -> Result<Reply, CommandError> {
             a20: vm.machine.memory().a20(),
         }))),
         Command::MemoryDump(req) => dump(vm, req).map(Reply::Memory),
+        // A destination waiting for its stream must not run: these only say whether it
+        // starts once the stream has loaded, as in QEMU.
+        Command::Stop if vm.migration.incoming_active() => {
+            vm.migration.autostart = false;
+            Ok(Reply::Done)
+        }
+        Command::Cont if vm.migration.incoming_active() => {
+            vm.migration.autostart = true;
+            Ok(Reply::Done)
+        }
         Command::Stop => {
             vm.stop();
             Ok(Reply::Done)
