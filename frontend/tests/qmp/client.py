@@ -144,9 +144,81 @@ async def snapshots(sock, snapdir):
     await qmp.disconnect()
 
 
+async def migrate(src_sock, dst_sock, port):
+    """A whole migration driven over QMP, as management tools drive QEMU's."""
+    uri = f"tcp:127.0.0.1:{port}"
+    src = QMPClient("tern-src")
+    await src.connect(src_sock)
+    dst = QMPClient("tern-dst")
+    await dst.connect(dst_sock)
+    st = await dst.execute("query-status")
+    check(st["running"] is False, f"destination before migrate-incoming: {st}")
+    with src.listener(("MIGRATION", "MIGRATION_PASS", "STOP")) as src_events, \
+            dst.listener(("MIGRATION", "RESUME")) as dst_events:
+        await dst.execute("migrate-incoming", {"uri": uri})
+        st = await dst.execute("query-status")
+        check(st == {"running": False, "status": "inmigrate"}, f"destination waits: {st}")
+        await src.execute("migrate-set-parameters",
+                          {"max-bandwidth": 256 << 20, "downtime-limit": 500})
+        p = await src.execute("query-migrate-parameters")
+        check(p["max-bandwidth"] == 256 << 20 and p["downtime-limit"] == 500,
+              f"query-migrate-parameters {p}")
+        caps = await src.execute("query-migrate-capabilities")
+        check(any(c["capability"] == "auto-converge" for c in caps),
+              "query-migrate-capabilities lists auto-converge")
+        await src.execute("migrate-set-capabilities",
+                          {"capabilities": [{"capability": "auto-converge", "state": True}]})
+        ret = await src.execute("migrate", {"uri": uri})
+        check(ret == {}, "migrate returns at once")
+        info = {}
+        for _ in range(3000):
+            info = await src.execute("query-migrate")
+            if info["status"] in ("completed", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.02)
+        check(info["status"] == "completed", f"query-migrate: {info.get('status')} {info}")
+        ram = info["ram"]
+        check(ram["transferred"] >= ram["normal-bytes"] > 0 and ram["remaining"] == 0
+              and ram["dirty-sync-count"] >= 2, f"ram figures {ram}")
+        check("downtime" in info and "total-time" in info, "downtime and total time")
+
+        statuses, passes, stopped = [], [], False
+        while not statuses or statuses[-1] != "completed":
+            ev = await asyncio.wait_for(src_events.get(), 10)
+            if ev["event"] == "MIGRATION":
+                statuses.append(ev["data"]["status"])
+            elif ev["event"] == "MIGRATION_PASS":
+                passes.append(ev["data"]["pass"])
+            else:
+                stopped = True
+        check(statuses == ["setup", "active", "device", "completed"],
+              f"source MIGRATION events {statuses}")
+        check(passes == list(range(1, len(passes) + 1)) and len(passes) >= 2,
+              f"MIGRATION_PASS events {passes}")
+        check(stopped, "STOP on the source")
+
+        statuses, resumed = [], False
+        while not (resumed and statuses and statuses[-1] == "completed"):
+            ev = await asyncio.wait_for(dst_events.get(), 10)
+            if ev["event"] == "MIGRATION":
+                statuses.append(ev["data"]["status"])
+            else:
+                resumed = True
+        check(statuses == ["setup", "active", "completed"],
+              f"destination MIGRATION events {statuses}")
+    st = await dst.execute("query-status")
+    check(st == {"running": True, "status": "running"}, f"destination runs: {st}")
+    st = await src.execute("query-status")
+    check(st == {"running": False, "status": "postmigrate"}, f"source stays stopped: {st}")
+    info = await dst.execute("query-migrate")
+    check(info["status"] == "completed", "query-migrate on the destination")
+    await src.disconnect()
+    await dst.disconnect()
+
+
 async def main():
     scenario, sock = sys.argv[1], sys.argv[2]
-    scenarios = {"basic": basic, "quit": quit_, "snapshots": snapshots}
+    scenarios = {"basic": basic, "quit": quit_, "snapshots": snapshots, "migrate": migrate}
     await scenarios[scenario](sock, *sys.argv[3:])
 
 
