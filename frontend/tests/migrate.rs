@@ -65,7 +65,10 @@ impl Vm {
         let sock = dir.path(&format!("{name}.sock"));
         let stderr = dir.path(&format!("{name}.err"));
         let mon = format!("unix:{}", sock.display());
-        let mut more = vec!["--memory", MEMORY, "--monitor", &mon];
+        let mut more = vec!["--monitor", mon.as_str()];
+        if !extra.contains(&"--memory") {
+            more.extend(["--memory", MEMORY]);
+        }
         more.extend_from_slice(extra);
         let args = counter_args(append, &serial, &more);
         let tern = Tern::spawn_logged(&strs(&args), &stderr);
@@ -452,6 +455,16 @@ fn a_destination_that_goes_away_fails_the_migration_and_the_guest_runs_on() {
     let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &addr]);
     let mut sm = src.monitor();
     wait_counter(&src.serial, 3);
+    // Nobody there at all.
+    let nobody = format!("tcp:127.0.0.1:{}", free_port());
+    assert_eq!(sm.cmd(&format!("migrate -d {nobody}")), "");
+    let info = wait_status(&mut sm, "failed");
+    assert!(
+        info["error description"].contains("cannot connect"),
+        "{info:?}"
+    );
+    assert_eq!(sm.cmd("info status"), "VM status: running\n");
+
     assert_eq!(sm.cmd("migrate_set_speed 1M"), "");
     assert_eq!(sm.cmd(&format!("migrate -d {addr}")), "");
     wait_until_sent(&mut sm, 64);
@@ -546,4 +559,29 @@ fn a_destination_waiting_for_its_stream_does_not_run() {
     check_continues(&src, &mut dst, &mut dm);
     quit(&mut src, &mut sm);
     quit(&mut dst, &mut dm);
+}
+
+/// A destination configured differently (here its RAM size) refuses the stream before
+/// loading anything: it exits with an error, the source fails and runs on.
+#[test]
+fn a_destination_of_another_machine_refuses_the_stream() {
+    let dir = TempDir::new("mig-mismatch");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(
+        &dir,
+        "dst",
+        "every=5",
+        &["--incoming", &addr, "--memory", "64M"],
+    );
+    let mut sm = src.monitor();
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd(&format!("migrate -d {addr}")), "");
+    wait_status(&mut sm, "failed");
+    check_destination_failed(&mut dst);
+    let err = file_text(&dst.stderr);
+    assert!(err.contains("ram_size") || err.contains("RAM"), "{err}");
+    assert_eq!(sm.cmd("info status"), "VM status: running\n");
+    check_counter_run(&src.wait_more(3), "the source after the refusal");
+    quit(&mut src, &mut sm);
 }

@@ -212,6 +212,25 @@ fn loadvm_in_a_new_process_finishes_like_the_uninterrupted_run() {
         "the resumed run's output is not the rest of the first run's:\n{resumed}"
     );
     assert_eq!(resumed_digest, digest, "machine state at exit");
+
+    // A tag that does not exist: an error before anything runs.
+    let err = dir.path("missing.err");
+    let status = Tern::spawn_logged(
+        &[
+            "run",
+            "--loadvm",
+            "nosuch",
+            "--snapshot-dir",
+            snaps.to_str().unwrap(),
+        ],
+        &err,
+    )
+    .wait();
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(
+        file_text(&err),
+        "tern: error: snapshot 'nosuch' does not exist\n"
+    );
 }
 
 /// `tern snapshot ARGS`: exit status and stdout + stderr.
@@ -281,6 +300,19 @@ fn damaged_snapshots_are_refused_and_the_guest_runs_on() {
     let e = m.cmd("loadvm truncated");
     assert!(
         e.starts_with("Error: cannot load snapshot 'truncated': corrupt machine state: stream truncated at offset"),
+        "{e}"
+    );
+    assert_eq!(m.cmd("info digest"), digest);
+    // Intact, but from a machine with 4 MiB of RAM.
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/snapshots");
+    std::fs::copy(
+        committed.join("counter-v1.tern"),
+        snapshot_file(&snaps, "small"),
+    )
+    .unwrap();
+    let e = m.cmd("loadvm small");
+    assert!(
+        e.starts_with("Error: cannot load snapshot 'small': the state belongs to another machine"),
         "{e}"
     );
     assert_eq!(m.cmd("info digest"), digest);
