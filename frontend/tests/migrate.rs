@@ -516,7 +516,8 @@ fn a_destination_whose_source_dies_mid_stream_exits_without_running_the_guest() 
 
 /// `cont` and `stop` on a destination that waits for its stream do not run the guest
 /// over the RAM being received; they decide whether it starts once the stream has
-/// loaded, as in QEMU. Neither can a snapshot be taken of it meanwhile.
+/// loaded, as in QEMU. Neither can a snapshot be taken of it meanwhile. Kept stopped, it
+/// shows that what arrived is exactly the machine the source stopped.
 #[test]
 fn a_destination_waiting_for_its_stream_does_not_run() {
     let dir = TempDir::new("mig-wait");
@@ -555,6 +556,14 @@ fn a_destination_waiting_for_its_stream_does_not_run() {
     wait_status(&mut dm, "completed");
     assert_eq!(dm.cmd("info status"), "VM status: paused\n");
     assert_eq!(dst.output(), "");
+    // Both stopped at the switch-over: the same machine, RAM, devices and clock.
+    let digest = sm.cmd("info digest");
+    assert_eq!(digest.len(), 65, "{digest}");
+    assert_eq!(
+        dm.cmd("info digest"),
+        digest,
+        "the destination's machine at arrival"
+    );
     assert_eq!(dm.cmd("cont"), "");
     check_continues(&src, &mut dst, &mut dm);
     quit(&mut src, &mut sm);

@@ -5,7 +5,7 @@
 ;     ...
 ; where the second number is PIT channel 0's count as the foreground last read
 ; it (once per sweep, see below) before the line became due,
-; and in between it writes a running sweep number into every page of a region
+; and in between it adds a running sweep number into every page of a region
 ; of RAM at 2 MiB, over and over, so that a live migration always finds dirty
 ; pages.  The line numbers let a tool check that two pieces of the output
 ; (before and after a migration, a savevm and a loadvm) join without a gap or a
@@ -93,8 +93,9 @@ main_loop:
     cmp eax, [limit]
     je .done
 .sweep:
-    ; One dword per page, at an offset that moves with each sweep, so the pages fill
-    ; with a history of sweep numbers.
+    ; One dword per page, at an offset that moves with each sweep, gets the sweep
+    ; number added: every write ever made shows in the final contents, so a write
+    ; that a migration lost cannot be hidden by a later one.
     call pit_read0
     mov [pit_seen], ax
     mov ecx, [pages]
@@ -105,7 +106,7 @@ main_loop:
     shl edx, 2
     and edx, 0xFFC
 .page:
-    mov [edi+edx], ebx
+    add [edi+edx], ebx
     add edi, 4096
     dec ecx
     jnz .page
