@@ -283,6 +283,24 @@ pub fn describe(d: &savevm::Description) -> String {
     o
 }
 
+/// `tern snapshot inspect --json`: the stream's description, as its own trailer spells it,
+/// plus what reading it found: `checksum.ok` and `trailer_ok`. The trailer is written
+/// before anything can be damaged, so it cannot say so itself, and a tool given only the
+/// description would take a damaged file for a good one.
+pub fn describe_json(d: &savevm::Description) -> String {
+    let mut v: serde_json::Value = match serde_json::from_str(&d.to_json()) {
+        Ok(v) => v,
+        Err(e) => return serde_json::json!({"error": e.to_string()}).to_string(),
+    };
+    if let Some(c) = v.get_mut("checksum").and_then(|c| c.as_object_mut()) {
+        c.insert("ok".into(), d.checksum_ok.into());
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.insert("trailer_ok".into(), d.trailer_ok.into());
+    }
+    v.to_string()
+}
+
 /// QEMU's tag for a `savevm` without one: `vm-YYYYMMDDHHMMSS` (UTC here).
 pub fn auto_tag(now: SystemTime) -> String {
     let (y, mo, d, h, mi, s) = utc(now);

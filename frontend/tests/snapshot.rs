@@ -340,6 +340,11 @@ fn damaged_snapshots_are_refused_and_the_guest_runs_on() {
         out.contains("damaged") && out.contains("checksum mismatch"),
         "{out}"
     );
+    // inspect describes a damaged file too, and says that it is damaged.
+    let (status, out, err) = snapshot_tool(&["inspect", "--json", &path("flipped")]);
+    assert_eq!(status, 0, "{err}");
+    let d: serde_json::Value = serde_json::from_str(&out).expect("inspect --json is JSON");
+    assert_eq!(d["checksum"]["ok"], false, "{out}");
     let (status, out, _) = snapshot_tool(&["verify", &path("truncated")]);
     assert_eq!(status, 1, "{out}");
     assert!(
@@ -352,6 +357,8 @@ fn damaged_snapshots_are_refused_and_the_guest_runs_on() {
     assert_eq!(status, 0, "{err}");
     let d: serde_json::Value = serde_json::from_str(&out).expect("inspect --json is JSON");
     assert_eq!(d["format"], "tern-vmstate");
+    assert_eq!(d["checksum"]["ok"], true, "{out}");
+    assert_eq!(d["trailer_ok"], true, "{out}");
     assert_eq!(d["config"]["ram_size"], 16u64 << 20);
     assert_eq!(d["config"]["machine"], "tern-pc");
     let names: Vec<&str> = d["sections"]
