@@ -463,6 +463,18 @@ fn a_destination_that_goes_away_fails_the_migration_and_the_guest_runs_on() {
         info["error description"].contains("cannot connect"),
         "{info:?}"
     );
+    // A file where there is no directory for it: nothing is left behind.
+    let nowhere = dir.path("no-such-dir").join("stream.bin");
+    assert_eq!(
+        sm.cmd(&format!("migrate -d file:{}", nowhere.display())),
+        ""
+    );
+    let info = wait_status(&mut sm, "failed");
+    assert!(
+        info["error description"].contains("no-such-dir"),
+        "{info:?}"
+    );
+    assert!(!dir.path("no-such-dir").exists());
     assert_eq!(sm.cmd("info status"), "VM status: running\n");
 
     assert_eq!(sm.cmd("migrate_set_speed 1M"), "");
@@ -512,6 +524,16 @@ fn a_destination_whose_source_dies_mid_stream_exits_without_running_the_guest() 
     let incoming = format!("file:{}", stream.display());
     let mut dst2 = Vm::start(&dir, "dst2", "every=5", &["--incoming", &incoming]);
     check_destination_failed(&mut dst2);
+
+    // An address that cannot be used at all is an error at start-up.
+    let err = dir.path("bad.err");
+    let status = Tern::spawn_logged(&["run", "--incoming", "udp:127.0.0.1:1"], &err).wait();
+    assert_eq!(status.code(), Some(2));
+    let text = file_text(&err);
+    assert!(
+        text.starts_with("tern: error: cannot wait for a migration on udp:127.0.0.1:1: "),
+        "{text}"
+    );
 }
 
 /// `cont` and `stop` on a destination that waits for its stream do not run the guest
