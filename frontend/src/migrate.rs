@@ -14,7 +14,8 @@
 //!     StopForCompletion  stop (remember if running), last harvest, device sections
 //!     Finished{ok}    dirty_disable; ok: stay stopped ("postmigrate"); else resume if we
 //!                     stopped it
-//!     IncomingReady   load devices all-or-nothing, then run the guest
+//!     IncomingReady   load devices all-or-nothing, then run the guest (unless `stop`
+//!                     came while it waited: `cont`/`stop` then only set `autostart`)
 //!     Event           QMP MIGRATION / MIGRATION_PASS
 //! ```
 //!

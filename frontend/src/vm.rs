@@ -98,9 +98,12 @@ impl Vm {
         }
     }
 
-    /// Stops the vCPU and guest time (`stop`). Idempotent.
+    /// Stops the vCPU and guest time (`stop`). Idempotent: a guest stopped for another
+    /// reason keeps it, as in QEMU.
     pub fn stop(&mut self) {
-        self.stop_for(PAUSED);
+        if self.running {
+            self.stop_for(PAUSED);
+        }
     }
 
     /// Stops the vCPU and guest time, or keeps them stopped, for the reason `state` (a

@@ -114,6 +114,9 @@ fn check_completed(info: &HashMap<String, String>, src: &mut Monitor) {
     assert!(number(info, "dirty sync count") >= 2, "{info:?}");
     assert_eq!(number(info, "remaining ram"), 0, "{info:?}");
     assert_eq!(src.cmd("info status"), "VM status: paused (postmigrate)\n");
+    // A stop changes nothing of a stopped guest, its run state included.
+    assert_eq!(src.cmd("stop"), "");
+    assert_eq!(src.cmd("info status"), "VM status: paused (postmigrate)\n");
 }
 
 /// The destination runs the guest and its output continues the source's.
