@@ -270,7 +270,7 @@ fn snapshot_tool(s: SnapshotArgs) -> Result<i32> {
             let d = savevm::inspect(open(&a.file)?)
                 .with_context(|| format!("{} is not a readable tern stream", a.file.display()))?;
             if a.json {
-                println!("{}", d.to_json());
+                println!("{}", snapshots::describe_json(&d));
             } else {
                 print!("{}", snapshots::describe(&d));
             }

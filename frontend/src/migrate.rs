@@ -14,7 +14,8 @@
 //!     StopForCompletion  stop (remember if running), last harvest, device sections
 //!     Finished{ok}    dirty_disable; ok: stay stopped ("postmigrate"); else resume if we
 //!                     stopped it
-//!     IncomingReady   load devices all-or-nothing, then run the guest
+//!     IncomingReady   load devices all-or-nothing, then run the guest (unless `stop`
+//!                     came while it waited: `cont`/`stop` then only set `autostart`)
 //!     Event           QMP MIGRATION / MIGRATION_PASS
 //! ```
 //!
@@ -53,6 +54,10 @@ pub struct MigrationCtl {
     outgoing: Option<Outgoing>,
     incoming: Option<IncomingState>,
     pub fds: HashMap<String, OwnedFd>,
+    /// Whether the guest starts when an incoming migration has loaded. `stop` and `cont`
+    /// on a destination that waits for its stream set this instead of running the guest,
+    /// whose RAM is still being written (QEMU's `autostart`).
+    pub autostart: bool,
     waker: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -63,6 +68,7 @@ impl MigrationCtl {
             outgoing: None,
             incoming: None,
             fds: HashMap::new(),
+            autostart: true,
             waker,
         }
     }
@@ -173,7 +179,6 @@ impl Vm {
             return Err("a migration is already in progress".into());
         }
         let uri = MigrationUri::parse(uri).map_err(|e| e.to_string())?;
-        self.stop();
         let setup = IncomingSetup {
             config: self.machine.state_config(),
             memory: self.machine.memory().clone(),
@@ -187,6 +192,7 @@ impl Vm {
             mig,
             link: Some(link),
         });
+        self.stop_for("inmigrate");
         if let Some(a) = self.migration.incoming_address() {
             log::info!("waiting for an incoming migration on {a}");
         }
@@ -218,7 +224,7 @@ impl Vm {
             }
             VmRequest::StopForCompletion(r) => {
                 let was_running = self.is_running();
-                self.stop();
+                self.stop_for("finish-migrate");
                 if let Some(o) = self.migration.outgoing.as_mut() {
                     o.stopped_running = was_running;
                 }
@@ -246,8 +252,13 @@ impl Vm {
                     .outgoing
                     .as_ref()
                     .is_some_and(|o| o.stopped_running);
-                if !ok && resume {
+                if ok {
+                    self.stop_for("postmigrate");
+                } else if resume {
                     self.cont();
+                } else if !self.is_running() {
+                    // Stopped before the migration began: stopped as before.
+                    self.stop_for(crate::vm::PAUSED);
                 }
                 reply.send(());
             }
@@ -264,8 +275,13 @@ impl Vm {
                 match self.machine.load_devices(&stream) {
                     Ok(()) => {
                         reply.send(Ok(()));
-                        log::info!("incoming migration loaded; running the guest");
-                        self.cont();
+                        if self.migration.autostart {
+                            log::info!("incoming migration loaded; running the guest");
+                            self.cont();
+                        } else {
+                            log::info!("incoming migration loaded; the guest stays stopped");
+                            self.stop_for(crate::vm::PAUSED);
+                        }
                     }
                     Err(e) => {
                         log::error!("incoming migration: {e}");

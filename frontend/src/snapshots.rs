@@ -193,7 +193,7 @@ impl Vm {
         SnapshotStore::valid_tag(&tag)
             .then_some(())
             .ok_or_else(|| SnapshotError::BadTag(tag.clone()).to_string())?;
-        if self.migration.outgoing_active() {
+        if self.migration.outgoing_active() || self.migration.incoming_active() {
             return Err("a migration is in progress".into());
         }
         let was_running = self.is_running();
@@ -213,7 +213,7 @@ impl Vm {
                 log::info!("saved snapshot '{tag}' ({size} bytes)");
                 Ok(tag)
             }
-            Err(e) => Err(format!("Error while writing snapshot '{tag}': {e}")),
+            Err(e) => Err(format!("cannot save snapshot '{tag}': {e}")),
         }
     }
 
@@ -231,7 +231,7 @@ impl Vm {
         if was_running {
             self.resume_quietly();
         }
-        result.map_err(|e| format!("Error while loading snapshot '{tag}': {e}"))
+        result.map_err(|e| format!("cannot load snapshot '{tag}': {e}"))
     }
 }
 
@@ -281,6 +281,24 @@ pub fn describe(d: &savevm::Description) -> String {
         if d.trailer_ok { "ok" } else { "damaged" }
     );
     o
+}
+
+/// `tern snapshot inspect --json`: the stream's description, as its own trailer spells it,
+/// plus what reading it found: `checksum.ok` and `trailer_ok`. The trailer is written
+/// before anything can be damaged, so it cannot say so itself, and a tool given only the
+/// description would take a damaged file for a good one.
+pub fn describe_json(d: &savevm::Description) -> String {
+    let mut v: serde_json::Value = match serde_json::from_str(&d.to_json()) {
+        Ok(v) => v,
+        Err(e) => return serde_json::json!({"error": e.to_string()}).to_string(),
+    };
+    if let Some(c) = v.get_mut("checksum").and_then(|c| c.as_object_mut()) {
+        c.insert("ok".into(), d.checksum_ok.into());
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.insert("trailer_ok".into(), d.trailer_ok.into());
+    }
+    v.to_string()
 }
 
 /// QEMU's tag for a `savevm` without one: `vm-YYYYMMDDHHMMSS` (UTC here).

@@ -35,6 +35,9 @@ pub enum VmEvent {
     },
 }
 
+/// The run state of a VM stopped by `stop` or `--paused`.
+pub const PAUSED: &str = "paused";
+
 /// A QMP job, kept until `job-dismiss` as QEMU keeps snapshot jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
@@ -48,6 +51,8 @@ pub struct Job {
 pub struct Vm {
     pub machine: PcMachine,
     running: bool,
+    /// While stopped, QEMU's name for why (see [`Vm::status`]).
+    stopped_state: &'static str,
     exit: Option<i32>,
     events: Vec<VmEvent>,
     pub snapshots: SnapshotStore,
@@ -67,6 +72,7 @@ impl Vm {
         Self {
             machine,
             running: !paused,
+            stopped_state: PAUSED,
             exit: None,
             events: Vec::new(),
             snapshots,
@@ -80,8 +86,30 @@ impl Vm {
         self.running
     }
 
-    /// Stops the vCPU and guest time. Idempotent.
+    /// QEMU's run state: `running`, or why the guest is stopped: `paused` (`stop`,
+    /// `--paused`), `inmigrate` (waiting for an incoming migration), `finish-migrate` (the
+    /// source's stop-and-copy), `postmigrate` (the source of a completed migration).
+    /// Management tools tell a migrated-away guest from a paused one by it.
+    pub fn status(&self) -> &'static str {
+        if self.running {
+            "running"
+        } else {
+            self.stopped_state
+        }
+    }
+
+    /// Stops the vCPU and guest time (`stop`). Idempotent: a guest stopped for another
+    /// reason keeps it, as in QEMU.
     pub fn stop(&mut self) {
+        if self.running {
+            self.stop_for(PAUSED);
+        }
+    }
+
+    /// Stops the vCPU and guest time, or keeps them stopped, for the reason `state` (a
+    /// [`Vm::status`] name).
+    pub fn stop_for(&mut self, state: &'static str) {
+        self.stopped_state = state;
         if self.running {
             self.running = false;
             self.machine.pause_clock();

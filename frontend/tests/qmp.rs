@@ -68,3 +68,79 @@ fn qemu_qmp_client_drives_tern() {
     assert!(out.contains("ok: SHUTDOWN"), "{out}");
     assert_eq!(tern.wait().code(), Some(0));
 }
+
+#[test]
+fn snapshot_jobs_through_qemu_qmp() {
+    let Some(py) = python() else { return };
+    let dir = TempDir::new("qmp-snap");
+    let (sock, snaps, serial) = (
+        dir.path("qmp.sock"),
+        dir.path("snaps"),
+        dir.path("serial.txt"),
+    );
+    let args = counter_args(
+        "every=2 pages=64",
+        &serial,
+        &[
+            "--memory",
+            "16M",
+            "--qmp",
+            &format!("unix:{}", sock.display()),
+            "--snapshot-dir",
+            snaps.to_str().unwrap(),
+        ],
+    );
+    let mut tern = Tern::spawn(&strs(&args));
+    wait_path(&mut tern, &sock);
+    let out = client(
+        &py,
+        &["snapshots", sock.to_str().unwrap(), snaps.to_str().unwrap()],
+    );
+    assert!(out.contains("ok: the guest still runs"), "{out}");
+    // The load took the guest back to the save; it runs on from there.
+    let n = counter_lines(&file_text(&serial)).len() as u32;
+    wait_counter(&serial, n + 3);
+    client(&py, &["quit", sock.to_str().unwrap()]);
+    assert_eq!(tern.wait().code(), Some(0));
+}
+
+#[test]
+fn a_migration_driven_through_qemu_qmp() {
+    let Some(py) = python() else { return };
+    let dir = TempDir::new("qmp-mig");
+    let start = |name: &str, extra: &[&str]| {
+        let sock = dir.path(&format!("{name}.sock"));
+        let serial = dir.path(&format!("{name}.txt"));
+        let qmp = format!("unix:{}", sock.display());
+        let mut more = vec!["--memory", "32M", "--qmp", &qmp];
+        more.extend_from_slice(extra);
+        let args = counter_args("every=5", &serial, &more);
+        let mut tern = Tern::spawn(&strs(&args));
+        wait_path(&mut tern, &sock);
+        (tern, sock, serial)
+    };
+    let (mut src, src_sock, src_serial) = start("src", &[]);
+    let (mut dst, dst_sock, dst_serial) = start("dst", &["--incoming", "defer"]);
+    wait_counter(&src_serial, 3);
+    let port = free_port().to_string();
+    let out = client(
+        &py,
+        &[
+            "migrate",
+            src_sock.to_str().unwrap(),
+            dst_sock.to_str().unwrap(),
+            &port,
+        ],
+    );
+    assert!(
+        out.contains("ok: query-migrate on the destination"),
+        "{out}"
+    );
+    let before = file_text(&src_serial);
+    let after = wait_counter(&dst_serial, 5);
+    check_counter_run(&(before + &after), "source output, then destination output");
+    client(&py, &["quit", src_sock.to_str().unwrap()]);
+    client(&py, &["quit", dst_sock.to_str().unwrap()]);
+    assert_eq!(src.wait().code(), Some(0));
+    assert_eq!(dst.wait().code(), Some(0));
+}

@@ -20,7 +20,8 @@
 //! them raises an interrupt is [`Board::next_deadline`]. With a deterministic clock, time
 //! only moves with instructions, so [`PcMachine::run`] cuts the CPU's work into slices that
 //! end at every device deadline, after every write that may move one (PIT channel 0, RTC
-//! registers) and at most [`DETERMINISTIC_QUANTUM`] instructions apart, and brings time
+//! registers) and at every multiple of [`DETERMINISTIC_QUANTUM`] in the instruction
+//! count (saved with the CPU, so a restored run cuts where the original did), and brings time
 //! forward between them. Where an interrupt lands then depends on the instruction count
 //! alone, never on the budget the caller passes or on how fast the host runs. A device read
 //! in the middle of a slice sees the time at the slice's start; the quantum bounds how old
@@ -625,7 +626,9 @@ impl PcMachine {
     }
 
     /// Runs guest code for up to `budget` instructions (a few more: the CPU finishes its
-    /// block). With a deterministic clock a halt's skipped time counts as instructions.
+    /// block; with a deterministic clock, the slice up to the next multiple of
+    /// [`DETERMINISTIC_QUANTUM`]). With a deterministic clock a halt's skipped time counts
+    /// as instructions.
     pub fn run(&mut self, budget: u64) -> RunEvent {
         let mut left = budget.max(1);
         loop {
@@ -633,7 +636,11 @@ impl PcMachine {
             let slice = match self.board.clock.mode() {
                 ClockMode::Realtime => left,
                 ClockMode::Deterministic { ns_per_insn } => {
-                    let mut s = left.min(DETERMINISTIC_QUANTUM);
+                    // To the next multiple of the quantum, whatever `left` is: where a
+                    // slice ends decides what time a device read sees, so it must not
+                    // depend on the caller's budget (nor on where a restored run began).
+                    let q = DETERMINISTIC_QUANTUM;
+                    let mut s = q - self.cpu.icount() % q;
                     if let Some(d) = self.board.next_deadline() {
                         let to_go = d.saturating_sub(self.board.now());
                         s = s.min(to_go.div_ceil(ns_per_insn).max(1));

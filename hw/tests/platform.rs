@@ -129,6 +129,45 @@ fn deterministic_runs_do_not_depend_on_how_they_are_sliced() {
     }
 }
 
+/// The counter guest reads the PIT between timer ticks, wherever a slice happens to be:
+/// what it reads, and so its output and its RAM, must not depend on the budgets either.
+#[test]
+fn deterministic_timer_reads_do_not_depend_on_how_runs_are_sliced() {
+    let counter = || match guest("counter") {
+        BootSource::Multiboot { image, .. } => BootSource::Multiboot {
+            image,
+            cmdline: "counter.bin exit=40 every=1 pages=64".into(),
+        },
+        other => other,
+    };
+    let reference = run_deterministic(counter(), |_| 200_000);
+    assert_eq!(reference.0, Some(1), "{}", reference.1);
+    assert!(reference.1.contains("count 000040 pit "), "{}", reference.1);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    type Budget = Box<dyn FnMut(u64) -> u64>;
+    let patterns: [(&str, Budget); 2] = [
+        ("3001 instructions", Box::new(|_| 3001)),
+        (
+            "random 1-300000",
+            Box::new(move |_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                1 + seed % 300_000
+            }),
+        ),
+    ];
+    for (what, budget) in patterns {
+        let run = run_deterministic(counter(), budget);
+        assert_eq!(run.1, reference.1, "serial output with budgets of {what}");
+        assert_eq!(
+            (run.0, run.2, run.3),
+            (reference.0, reference.2, reference.3),
+            "status, instruction count and clock with budgets of {what}"
+        );
+    }
+}
+
 #[test]
 fn deterministic_halt_skips_to_the_next_deadline() {
     let start = std::time::Instant::now();

@@ -22,6 +22,10 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
         "QEMU's TCG does not check segment limits and rights on data accesses",
     ),
     ("demo", "runs until quit"),
+    (
+        "counter",
+        "runs until quit unless told otherwise, and prints PIT counts it read",
+    ),
 ];
 
 /// Guests that print or check measured time (dates, tick counts, calibration, interrupt

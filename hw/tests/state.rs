@@ -46,8 +46,8 @@ fn mix(x: u64) -> u64 {
 }
 
 /// How a run is driven: the budget of its `i`-th call to `PcMachine::run`. Machines that
-/// are to be compared are driven by the same calls, since a deterministic run is defined
-/// by its instruction count and its slicing into calls.
+/// are to be compared are driven by the same calls, so that they can be compared call by
+/// call (the run itself does not depend on how it is sliced into calls).
 #[derive(Clone, Copy)]
 struct Driver {
     seed: u64,
@@ -132,7 +132,12 @@ fn save_restore_finish(guest: &str, d: Driver, r: &Reference, at: u64, also_cont
         "{guest}: restored state differs at call {at}"
     );
     let mut b_out = out.clone();
-    let (_, code) = d.run_to_exit(&mut b, next, &mut b_out);
+    // Sliced otherwise after the restore: a deterministic run does not depend on it.
+    let other = Driver {
+        seed: mix(d.seed),
+        max_budget: d.max_budget * 3 + 7,
+    };
+    let (_, code) = other.run_to_exit(&mut b, next, &mut b_out);
     let what = format!("{guest} restored after call {at} (icount {})", a.icount());
     assert_eq!(
         String::from_utf8_lossy(&b_out),
@@ -172,7 +177,9 @@ fn guests_restored_at_random_points_finish_like_uninterrupted_runs() {
             max_budget,
         };
         let r = reference(guest, d);
-        assert!(r.calls >= 8, "{guest}: only {} calls", r.calls);
+        // A deterministic call runs at least to the next multiple of the quantum, so the
+        // short guests (task, v86) give only a few points to save at.
+        assert!(r.calls >= 2, "{guest}: only {} calls", r.calls);
         for j in 0..3u64 {
             let at = 1 + mix(d.seed + j) % (r.calls - 1);
             save_restore_finish(guest, d, &r, at, j == 0);

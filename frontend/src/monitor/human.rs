@@ -270,12 +270,12 @@ pub fn render(reply: &Reply) -> String {
             }
             s
         }
-        Reply::Status { running } => {
-            format!(
-                "VM status: {}\n",
-                if *running { "running" } else { "paused" }
-            )
+        // As QEMU's HMP: the run state in parentheses unless it is plain `paused`.
+        Reply::Status { running: true, .. } => "VM status: running\n".to_string(),
+        Reply::Status { status, .. } if *status == crate::vm::PAUSED => {
+            "VM status: paused\n".to_string()
         }
+        Reply::Status { status, .. } => format!("VM status: paused ({status})\n"),
         Reply::Registers(r) => render_registers(r),
         Reply::Memory(m) => render_memory(m),
         Reply::Digest(d) => format!("{}\n", hw::snapshot::hex(d)),
@@ -702,13 +702,12 @@ mod tests {
 
     #[test]
     fn status_rendering() {
+        let status = |running, status| render(&Reply::Status { running, status });
+        assert_eq!(status(true, "running"), "VM status: running\n");
+        assert_eq!(status(false, "paused"), "VM status: paused\n");
         assert_eq!(
-            render(&Reply::Status { running: true }),
-            "VM status: running\n"
-        );
-        assert_eq!(
-            render(&Reply::Status { running: false }),
-            "VM status: paused\n"
+            status(false, "postmigrate"),
+            "VM status: paused (postmigrate)\n"
         );
         assert!(render(&Reply::Help(super::super::COMMANDS))
             .contains("xp /fmt addr -- physical memory dump"));

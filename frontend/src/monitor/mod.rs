@@ -178,6 +178,8 @@ pub enum Reply {
     Help(&'static [CommandInfo]),
     Status {
         running: bool,
+        /// QEMU's run state name ([`Vm::status`]).
+        status: &'static str,
     },
     Registers(Box<RegisterDump>),
     Memory(MemoryDump),
@@ -226,12 +228,23 @@ pub fn execute(vm: &mut Vm, cmd: Command) -> Result<Reply, CommandError> {
         Command::Help => Ok(Reply::Help(COMMANDS)),
         Command::InfoStatus => Ok(Reply::Status {
             running: vm.is_running(),
+            status: vm.status(),
         }),
         Command::InfoRegisters => Ok(Reply::Registers(Box::new(RegisterDump {
             state: vm.machine.cpu.s.clone(),
             a20: vm.machine.memory().a20(),
         }))),
         Command::MemoryDump(req) => dump(vm, req).map(Reply::Memory),
+        // A destination waiting for its stream must not run: these only say whether it
+        // starts once the stream has loaded, as in QEMU.
+        Command::Stop if vm.migration.incoming_active() => {
+            vm.migration.autostart = false;
+            Ok(Reply::Done)
+        }
+        Command::Cont if vm.migration.incoming_active() => {
+            vm.migration.autostart = true;
+            Ok(Reply::Done)
+        }
         Command::Stop => {
             vm.stop();
             Ok(Reply::Done)

@@ -411,9 +411,9 @@ fn run_command(name: &str, mut a: Args, vm: &mut Vm) -> Result<Value, QmpError> 
             Value::Array(QMP_COMMANDS.iter().map(|n| json!({"name": n})).collect())
         }
         "query-status" => match shared(Command::InfoStatus, a, vm)? {
-            Reply::Status { running } => json!({
+            Reply::Status { running, status } => json!({
                 "running": running,
-                "status": if running { "running" } else { "paused" },
+                "status": status,
             }),
             _ => return Err(QmpError::generic("unexpected reply")),
         },

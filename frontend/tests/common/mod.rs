@@ -194,3 +194,116 @@ pub fn wait_path(tern: &mut Tern, path: &Path) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+impl Tern {
+    /// Like [`Tern::spawn`], with stderr going to `stderr` (where `--digest-on-exit` and
+    /// error messages are read from).
+    pub fn spawn_logged(args: &[&str], stderr: &Path) -> Self {
+        let err = std::fs::File::create(stderr).expect("create the stderr file");
+        let child = Command::new(TERN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawn tern");
+        Tern(child)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+/// The digest a `--digest-on-exit` run printed on stderr.
+pub fn exit_digest(stderr: &Path) -> String {
+    let text = file_text(stderr);
+    text.lines()
+        .find_map(|l| l.strip_prefix("digest: "))
+        .unwrap_or_else(|| panic!("no digest line in stderr: {text:?}"))
+        .to_string()
+}
+
+/// A TCP port on 127.0.0.1 that nothing listened on a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls a condition, panicking with `what` once [`WAIT`] has passed.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The line numbers of the complete `count NNNNNN pit PPPP` lines of the counter guest's
+/// output (`testdata/guests/counter.asm`), in order. Panics on a complete line of any
+/// other form, except the guest's closing `PASS counter`.
+pub fn counter_lines(text: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("\r\n") {
+        let line = &rest[..i];
+        rest = &rest[i + 2..];
+        if line == "PASS counter" {
+            continue;
+        }
+        let n = line
+            .strip_prefix("count ")
+            .and_then(|l| l.split_once(" pit "))
+            .filter(|(n, p)| n.len() == 6 && p.len() == 4)
+            .and_then(|(n, p)| p.parse::<u32>().ok().and(n.parse::<u32>().ok()))
+            .unwrap_or_else(|| panic!("not a counter line: {line:?} in {text:?}"));
+        out.push(n);
+    }
+    out
+}
+
+/// Checks that the counter guest's output is one run without a gap or a repeat: lines
+/// 1, 2, 3, ... Returns the number of the last complete line.
+pub fn check_counter_run(text: &str, what: &str) -> u32 {
+    let lines = counter_lines(text);
+    for (i, n) in lines.iter().enumerate() {
+        assert_eq!(
+            *n,
+            i as u32 + 1,
+            "{what}: line {} is number {n}; output:\n{text}",
+            i + 1
+        );
+    }
+    lines.len() as u32
+}
+
+/// Waits until the counter guest has written at least `n` complete lines to `serial`;
+/// returns the output.
+pub fn wait_counter(serial: &Path, n: u32) -> String {
+    wait_file(serial, &format!("{n} counter lines"), |t| {
+        t.matches("\r\n").count() >= n as usize
+    })
+}
+
+/// The arguments of `tern run` booting the counter guest with `append` as its options,
+/// its serial output to `serial`, plus `extra`.
+pub fn counter_args(append: &str, serial: &Path, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = vec![
+        "run".into(),
+        "--kernel".into(),
+        guest("counter.bin").to_str().unwrap().into(),
+        "--append".into(),
+        append.into(),
+        "--serial".into(),
+        format!("file:{}", serial.display()),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+pub fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
