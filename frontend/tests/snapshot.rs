@@ -486,7 +486,7 @@ fn the_committed_version_1_snapshot_still_loads() {
     let lines = counter_lines(&out);
     assert_eq!(lines, (13..=40).collect::<Vec<u32>>(), "{out}");
     assert!(
-        out.ends_with("count 000040 pit 0019\r\nPASS counter\r\n"),
+        out.ends_with("count 000040 pit 0001\r\nPASS counter\r\n"),
         "{out}"
     );
     assert_eq!(out, expected, "the guest's output after loading");
