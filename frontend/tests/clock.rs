@@ -85,6 +85,30 @@ fn deterministic_runs_repeat_byte_for_byte() {
     assert!(text.contains("PASS tickloop"), "{text}");
     assert!(text.contains("rtc: 2000-01-01 00:00:00"), "{text}");
 
+    // And the whole machine state at the end: three equal digests.
+    let digests: Vec<String> = (0..3)
+        .map(|_| {
+            let out = Command::new(TERN)
+                .args(["run", "--kernel", &guest_arg("tickloop.bin")])
+                .args([
+                    "--serial",
+                    "none",
+                    "--clock",
+                    "deterministic",
+                    "--digest-on-exit",
+                ])
+                .output()
+                .expect("run tern");
+            assert_eq!(out.status.code(), Some(1));
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .find_map(|l| l.strip_prefix("digest: ").map(str::to_string))
+                .expect("a digest line")
+        })
+        .collect();
+    assert_eq!(digests[0].len(), 64);
+    assert!(digests.iter().all(|d| *d == digests[0]), "{digests:?}");
+
     // The same with an RTC base: only the date line changes.
     let (status, out) = run_guest(
         &dir,

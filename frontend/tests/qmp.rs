@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::process::Command;
 
 use common::*;
@@ -143,4 +145,93 @@ fn a_migration_driven_through_qemu_qmp() {
     client(&py, &["quit", dst_sock.to_str().unwrap()]);
     assert_eq!(src.wait().code(), Some(0));
     assert_eq!(dst.wait().code(), Some(0));
+}
+
+/// `qmp-shell`, the interactive client of the same package, connects and runs a command.
+#[test]
+fn qmp_shell_runs_query_status() {
+    let Some(py) = python() else { return };
+    let shell = std::path::Path::new(&py).with_file_name("qmp-shell");
+    if !shell.exists() {
+        assert!(
+            std::env::var("TERN_REQUIRE_QMP").is_err(),
+            "{} is missing",
+            shell.display()
+        );
+        return;
+    }
+    let dir = TempDir::new("qmpshell");
+    let sock = dir.path("qmp.sock");
+    let sock_arg = format!("unix:{}", sock.display());
+    let mut tern = Tern::spawn(&["run", "--qmp", &sock_arg, "--serial", "none"]);
+    wait_path(&mut tern, &sock);
+    let mut child = Command::new(&shell)
+        .arg(&sock)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start qmp-shell");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"query-status\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(r#"{"return": {"running": true, "status": "running"}}"#),
+        "{text}"
+    );
+}
+
+/// Garbage, a half message, and a client that goes away in the middle of a command
+/// disturb neither the guest nor another monitor.
+#[test]
+fn bad_clients_do_not_disturb_the_guest() {
+    let dir = TempDir::new("qmpbad");
+    let sock = dir.path("qmp.sock");
+    let mon = dir.path("mon.sock");
+    let (sock_arg, mon_arg) = (
+        format!("unix:{}", sock.display()),
+        format!("unix:{}", mon.display()),
+    );
+    let mut tern = Tern::spawn(&[
+        "run",
+        "--qmp",
+        &sock_arg,
+        "--monitor",
+        &mon_arg,
+        "--serial",
+        "none",
+    ]);
+    wait_path(&mut tern, &sock);
+    let mut m = Monitor::connect(&mut tern, &mon);
+    for junk in [
+        &b"\x00\xff{{{not json]]\n"[..],
+        b"{\"execute\": \"qmp_capabilities\"}{\"execute\": \"query-sta",
+        &vec![b'['; 200_000][..],
+    ] {
+        let mut c = UnixStream::connect(&sock).unwrap();
+        c.write_all(junk).unwrap();
+        // Leave without reading the replies or finishing the message.
+        drop(c);
+        assert_eq!(m.cmd("info status"), "VM status: running\n");
+    }
+    // A well-behaved client is still served.
+    let mut c = UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-status\",\"id\":9}\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("\"id\":9") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("\"status\":\"running\""));
+    m.send(b"quit\n");
+    assert_eq!(tern.wait().code(), Some(0));
 }
