@@ -247,3 +247,87 @@ fn snapshot_at_the_prompt_resumes_in_a_new_process() {
     c2.s.write_all(b"reboot -f\n").unwrap();
     assert_eq!(second.wait().code(), Some(0));
 }
+
+/// The counters a shell loop printed, in order, from `n0` lines.
+fn counters(text: &str) -> Vec<u64> {
+    text.split(|c: char| c.is_whitespace())
+        .filter_map(|w| w.strip_prefix('n').and_then(|n| n.parse().ok()))
+        .collect()
+}
+
+#[test]
+fn live_migration_while_a_shell_loop_prints() {
+    if image().is_none() {
+        return;
+    }
+    let dir = TempDir::new("linuxmig");
+    let (smon, dmon) = (dir.path("src-mon.sock"), dir.path("dst-mon.sock"));
+    let (smon_arg, dmon_arg) = (
+        format!("unix:{}", smon.display()),
+        format!("unix:{}", dmon.display()),
+    );
+    let (mut src, mut sc) = boot(&dir, "src", &["--monitor", &smon_arg]);
+    sc.wait_for(0, PROMPT, BOOT_WAIT);
+    let mark = sc.seen.len();
+    sc.s.write_all(b"i=0; while true; do echo n$i; i=$((i+1)); usleep 100000; done\n")
+        .unwrap();
+    sc.wait_for(mark, b"n5\r\n", WAIT);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let incoming = format!("tcp:127.0.0.1:{port}");
+    let (mut dst, mut dc) = boot(
+        &dir,
+        "dst",
+        &["--monitor", &dmon_arg, "--incoming", &incoming],
+    );
+    let mut sm = Monitor::connect(&mut src, &smon);
+    let mut dm = Monitor::connect(&mut dst, &dmon);
+    assert_eq!(sm.cmd(&format!("migrate -d {incoming}")), "");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = sm.cmd("info migrate");
+        if info.contains("Migration status: completed") {
+            break;
+        }
+        assert!(!info.contains("failed"), "{info}");
+        assert!(
+            Instant::now() < deadline,
+            "migration did not complete: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dm.cmd("info status").contains("running"));
+    // The loop goes on at the destination: collect a few more lines there.
+    let before = counters(&String::from_utf8_lossy(&sc.seen[mark..]));
+    let last = *before.last().expect("counters at the source");
+    dc.wait_for(0, format!("n{}\r\n", last + 5).as_bytes(), WAIT);
+    // The source's console (drained) then the destination's: one unbroken count.
+    let mut rest = Vec::new();
+    sc.s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 4096];
+    while let Ok(n) = sc.s.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        rest.extend_from_slice(&b[..n]);
+    }
+    let mut all = String::from_utf8_lossy(&sc.seen[mark..]).into_owned();
+    all.push_str(&String::from_utf8_lossy(&rest));
+    all.push_str(&String::from_utf8_lossy(&dc.seen));
+    let seq = counters(&all);
+    let expect: Vec<u64> = (0..seq.len() as u64).collect();
+    assert_eq!(
+        seq, expect,
+        "a gap or a repeat across the migration:\n{all}"
+    );
+    assert!(sm.cmd("info status").contains("postmigrate"));
+    sm.send(b"quit\n");
+    dm.send(b"quit\n");
+    src.wait();
+    dst.wait();
+}
