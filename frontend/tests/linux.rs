@@ -300,7 +300,13 @@ fn live_migration_while_a_shell_loop_prints() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(dm.cmd("info status").contains("running"));
+    // The source is done once the stream is out; the destination runs once it has
+    // loaded and verified it.
+    let deadline = Instant::now() + WAIT;
+    while !dm.cmd("info status").contains("VM status: running") {
+        assert!(Instant::now() < deadline, "the destination never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The loop goes on at the destination: collect a few more lines there.
     let before = counters(&String::from_utf8_lossy(&sc.seen[mark..]));
     let last = *before.last().expect("counters at the source");
