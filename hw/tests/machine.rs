@@ -1,32 +1,13 @@
 //! Whole-machine behaviour that no single guest program reports on its own.
 
+mod common;
+
 use std::sync::Arc;
+
+use common::aout_kernel as kernel;
 
 use hw::clock::ClockMode;
 use hw::{BootSource, MachineConfig, PcMachine, RunEvent};
-
-/// A Multiboot (a.out kludge) kernel at 1 MiB: `code` follows the 32-byte header.
-fn kernel(code: &[u8]) -> Arc<[u8]> {
-    let magic: u32 = 0x1BAD_B002;
-    let flags: u32 = 1 << 16;
-    let base: u32 = 0x10_0000;
-    let mut img = Vec::new();
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic + flags),
-        base,
-        base,
-        0,
-        0,
-        base + 32,
-    ] {
-        img.extend_from_slice(&v.to_le_bytes());
-    }
-    img.extend_from_slice(code);
-    img.resize(img.len().max(64), 0);
-    img.into()
-}
 
 fn machine(image: Arc<[u8]>, no_reboot: bool) -> PcMachine {
     PcMachine::new(MachineConfig {

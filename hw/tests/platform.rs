@@ -2,8 +2,7 @@
 //! contents through the ports, and deterministic time (runs that do not depend on how the
 //! caller slices them).
 
-use std::path::PathBuf;
-use std::sync::Arc;
+mod common;
 
 use cpu::Bus;
 use hw::clock::{ClockMode, DEFAULT_NS_PER_INSN};
@@ -15,40 +14,13 @@ const DETERMINISTIC: ClockMode = ClockMode::Deterministic {
 };
 
 fn guest(name: &str) -> BootSource {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/guests")
-        .join(format!("{name}.bin"));
-    let image: Arc<[u8]> = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .into();
-    BootSource::Multiboot {
-        image,
-        cmdline: format!("{name}.bin "),
-    }
+    common::multiboot(name)
 }
 
-/// A Multiboot (a.out kludge) kernel at 1 MiB whose code follows the 32-byte header.
+/// A Multiboot kernel at 1 MiB made of `code`.
 fn kernel(code: &[u8]) -> BootSource {
-    let magic: u32 = 0x1BAD_B002;
-    let flags: u32 = 1 << 16;
-    let base: u32 = 0x10_0000;
-    let mut img = Vec::new();
-    for v in [
-        magic,
-        flags,
-        0u32.wrapping_sub(magic + flags),
-        base,
-        base,
-        0,
-        0,
-        base + 32,
-    ] {
-        img.extend_from_slice(&v.to_le_bytes());
-    }
-    img.extend_from_slice(code);
-    img.resize(img.len().max(64), 0);
     BootSource::Multiboot {
-        image: img.into(),
+        image: common::aout_kernel(code),
         cmdline: String::new(),
     }
 }

@@ -289,8 +289,9 @@ impl Description {
 }
 
 /// A JSON string literal (RFC 8259): quote, backslash and control characters escaped,
-/// everything else as UTF-8.
-fn json_str(out: &mut String, s: &str) {
+/// everything else as UTF-8. Public for the other hand-written JSON of tern's stream
+/// tools (migration statistics), so there is one escaping rule.
+pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

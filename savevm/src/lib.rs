@@ -87,7 +87,7 @@ mod writer;
 pub use codec::{Decoder, Encoder};
 pub use error::{Error, Result};
 pub use format::{
-    valid_name, Config, Description, RamPassInfo, SectionInfo, SubsectionInfo, FLAG_LIVE,
+    json_str, valid_name, Config, Description, RamPassInfo, SectionInfo, SubsectionInfo, FLAG_LIVE,
     FORMAT_VERSION, MAGIC, MAX_CONFIG_LEN, MAX_CONFIG_STR, MAX_DATA_RUN, MAX_NAME_LEN,
     MAX_SECTIONS, MAX_SECTION_LEN, MAX_TRAILER_LEN, PAGE_SIZE,
 };

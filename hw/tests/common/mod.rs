@@ -1,5 +1,7 @@
 //! Running the guest programs of `testdata/` on a whole machine, shared by the test files.
 
+#![allow(dead_code)] // each test file uses its own subset
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -57,4 +59,27 @@ pub fn multiboot(name: &str) -> BootSource {
         image,
         cmdline: format!("{name}.bin "),
     }
+}
+
+/// A Multiboot (a.out kludge) kernel at 1 MiB whose code follows the 32-byte header.
+pub fn aout_kernel(code: &[u8]) -> Arc<[u8]> {
+    let magic: u32 = 0x1BAD_B002;
+    let flags: u32 = 1 << 16;
+    let base: u32 = 0x10_0000;
+    let mut img = Vec::new();
+    for v in [
+        magic,
+        flags,
+        0u32.wrapping_sub(magic + flags),
+        base,
+        base,
+        0,
+        0,
+        base + 32,
+    ] {
+        img.extend_from_slice(&v.to_le_bytes());
+    }
+    img.extend_from_slice(code);
+    img.resize(img.len().max(64), 0);
+    img.into()
 }
