@@ -3,7 +3,6 @@
 //! tells runs apart exactly when their state differs; every refused stream leaves the
 //! machine as it was, running on as if nothing had happened.
 
-#[allow(dead_code)]
 mod common;
 
 use std::io::{Cursor, Read, Seek, SeekFrom};
