@@ -619,3 +619,52 @@ fn a_destination_of_another_machine_refuses_the_stream() {
     check_counter_run(&src.wait_more(3), "the source after the refusal");
     quit(&mut src, &mut sm);
 }
+
+/// Five migrations of one deterministic run, each to a new process and over a different
+/// transport on the way (tcp, unix, tcp, unix, tcp): the output of all six processes in
+/// order, and the machine state at the guest's exit, equal an unmigrated run's.
+#[test]
+fn five_ping_pong_migrations_of_one_run() {
+    let dir = TempDir::new("mig-pingpong");
+    let append = "exit=600 every=1";
+    let det = ["--clock", "deterministic", "--digest-on-exit"];
+    let mut reference = Vm::start(&dir, "ref", append, &det);
+    let mut current = Vm::start(&dir, "hop0", append, &det);
+    let mut outputs = Vec::new();
+    for hop in 1..=5 {
+        let uri = if hop % 2 == 1 {
+            format!("tcp:127.0.0.1:{}", free_port())
+        } else {
+            format!("unix:{}", dir.path(&format!("mig{hop}.sock")).display())
+        };
+        let mut args = det.to_vec();
+        args.extend(["--incoming", &uri]);
+        let mut next = Vm::start(&dir, &format!("hop{hop}"), append, &args);
+        let _nm = next.monitor();
+        let mut cm = current.monitor();
+        // Let the guest run a while on this host before moving on.
+        current.wait_more(10);
+        assert_eq!(cm.cmd(&format!("migrate {uri}")), "", "hop {hop}");
+        let info = info_migrate(&mut cm);
+        assert_eq!(info["Migration status"], "completed", "hop {hop}: {info:?}");
+        quit(&mut current, &mut cm);
+        outputs.push(current.output());
+        current = next;
+    }
+    assert_eq!(
+        current.tern.wait().code(),
+        Some(1),
+        "{}",
+        file_text(&current.stderr)
+    );
+    outputs.push(current.output());
+    assert_eq!(reference.tern.wait().code(), Some(1));
+    let unmigrated = reference.output();
+    assert_eq!(check_counter_run(&unmigrated, "unmigrated"), 600);
+    assert_eq!(outputs.concat(), unmigrated, "six processes against one");
+    assert_eq!(
+        exit_digest(&current.stderr),
+        exit_digest(&reference.stderr),
+        "machine state at the guest's exit"
+    );
+}
