@@ -58,6 +58,18 @@ pub const CR0_AM: u32 = 1 << 18;
 pub const CR0_NW: u32 = 1 << 29;
 pub const CR0_CD: u32 = 1 << 30;
 pub const CR0_PG: u32 = 1 << 31;
+/// CR0 bits that exist on a P6; the others are reserved and read zero.
+pub const CR0_DEFINED: u32 = CR0_PE
+    | CR0_MP
+    | CR0_EM
+    | CR0_TS
+    | CR0_ET
+    | CR0_NE
+    | CR0_WP
+    | CR0_AM
+    | CR0_NW
+    | CR0_CD
+    | CR0_PG;
 
 // Segment attribute bits (the descriptor's access byte in bits 0-7, flags in 12-15).
 pub const ATTR_ACCESSED: u16 = 1 << 0;

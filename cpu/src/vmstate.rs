@@ -42,18 +42,6 @@ use crate::state::*;
 
 /// EFLAGS bits that always read zero (3, 5, 15, 22-31).
 const EFLAGS_RESERVED: u32 = 1 << 3 | 1 << 5 | 1 << 15 | 0xFFC0_0000;
-/// CR0 bits that exist on a P6; the others read zero.
-const CR0_DEFINED: u32 = CR0_PE
-    | CR0_MP
-    | CR0_EM
-    | CR0_TS
-    | CR0_ET
-    | CR0_NE
-    | CR0_WP
-    | CR0_AM
-    | CR0_NW
-    | CR0_CD
-    | CR0_PG;
 /// CR4 bits architecturally defined up to the P6 generation (VME through OSXMMEXCPT).
 /// Higher bits are reserved on every CPU tern models.
 const CR4_DEFINED: u32 = 0x7FF;

@@ -52,18 +52,8 @@ pub const CR4_PCE: u32 = 1 << 8;
 /// and setting a bit of a missing feature is #GP(0) on real CPUs, which is the honest answer.
 /// PSE (4 MiB pages) and PGE (global pages) are implemented by the page walk.
 const CR4_WRITABLE: u32 = CR4_TSD | CR4_DE | CR4_PSE | CR4_MCE | CR4_PGE | CR4_PCE;
-/// CR0 bits that exist on a P6; the others are reserved and read zero.
-const CR0_WRITABLE: u32 = CR0_PE
-    | CR0_MP
-    | CR0_EM
-    | CR0_TS
-    | CR0_ET
-    | CR0_NE
-    | CR0_WP
-    | CR0_AM
-    | CR0_NW
-    | CR0_CD
-    | CR0_PG;
+/// CR0 bits a guest may write: all that exist on a P6.
+const CR0_WRITABLE: u32 = CR0_DEFINED;
 
 /// IA32_TIME_STAMP_COUNTER.
 pub const MSR_TSC: u32 = 0x10;
