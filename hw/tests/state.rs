@@ -736,3 +736,42 @@ fn a_paused_realtime_clock_is_restored_paused() {
     b.resume_clock();
     assert_eq!(b.clock_state().mode, a.clock_state().mode);
 }
+
+/// Fixed values for a fixed machine state, asserted on every host: the digest and the
+/// SHA-256 of the saved stream of the `tickloop` guest (PIT, RTC, PIC, UART and the
+/// CPU all busy) after a fixed number of instructions. The state is little-endian
+/// everywhere, so an aarch64 or big-endian s390x host must reach the very same bytes; a
+/// field encoded in host order, a `usize` in a format or a byte-order slip in the
+/// interpreter's memory accesses changes these values there. If the encoding changes on
+/// purpose, these values change with it (and `DIGEST_DOMAIN` or the format version
+/// should too).
+#[test]
+fn golden_digest_and_stream_are_the_same_on_every_host() {
+    use sha2::{Digest, Sha256};
+    let d = Driver {
+        seed: 5,
+        max_budget: 20_000,
+    };
+    let mut m = machine("tickloop");
+    let mut out = Vec::new();
+    // Stops in the middle of the guest's run, with timers armed and interrupts pending.
+    assert_eq!(d.run(&mut m, 0, 20, &mut out), (20, None));
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let stream = snapshot(&mut m);
+    assert_eq!(
+        (
+            m.icount(),
+            hex(&m.digest()),
+            stream.len(),
+            hex(&Sha256::digest(&stream))
+        ),
+        (
+            195_314,
+            "950f7ecf4c7a61c788a6e8d4ce17e8841c6005e575e729164065e12cd23d2347".to_string(),
+            26_800,
+            "6ff762b45acf3b588bd47b96d2bac0c93fac0e83c69cca1a9e6c66596e074202".to_string()
+        ),
+        "serial output so far: {}",
+        String::from_utf8_lossy(&out)
+    );
+}
