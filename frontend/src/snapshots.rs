@@ -12,7 +12,7 @@
 //! next save of the same tag replaces.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufReader};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -101,7 +101,7 @@ impl SnapshotStore {
     pub fn save(
         &self,
         tag: &str,
-        write: impl FnOnce(&mut BufWriter<File>) -> Result<(), String>,
+        write: impl FnOnce(&mut File) -> Result<(), String>,
     ) -> Result<u64, SnapshotError> {
         let dest = self.path(tag)?;
         fs::DirBuilder::new()
@@ -110,12 +110,10 @@ impl SnapshotStore {
             .create(&self.dir)
             .map_err(io_err(&self.dir))?;
         let tmp = temp_path(&dest);
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        let result = write(&mut w)
-            .and_then(|()| w.flush().map_err(|e| e.to_string()))
-            .and_then(|()| w.into_inner().map_err(|e| e.to_string()))
-            .and_then(|file| commit_file(file, &tmp, &dest).map_err(|e| e.to_string()));
+        let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+        // No buffering here: the writer gathers its output in large chunks itself.
+        let result = write(&mut file)
+            .and_then(|()| commit_file(file, &tmp, &dest).map_err(|e| e.to_string()));
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             return Err(SnapshotError::Write(e));
@@ -344,6 +342,7 @@ fn utc(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::time::Duration;
 
     fn store(name: &str) -> SnapshotStore {

@@ -23,19 +23,20 @@
 //! A load that fails leaves the machine exactly as it was, down to its digest:
 //!
 //! ```text
-//!  pass 1  read the whole stream, RAM to a sink that only notes which pages came;
-//!          footer, trailer, config, every page present          ──► refuse, nothing touched
-//!  stage   copies of the CPU state and devices; every section loaded into them,
-//!          each validated by its device                         ──► refuse, nothing touched
-//!  pass 2  seek back, read again, RAM into guest memory; each page it changes is
-//!          kept in an undo log; the stream must be the one pass 1 read
+//!  read    the stream once: RAM straight into guest memory, the old contents of each
+//!          page it changes kept in an undo log, sections kept aside; then the end
+//!          marker, footer, trailer, nothing after them, every page present
 //!                                                               ──► undo RAM, refuse
+//!  stage   copies of the CPU state and devices; every section loaded into them,
+//!          each validated by its device                         ──► undo RAM, refuse
 //!  commit  staged devices swapped in, CPU caches and translated code dropped
 //! ```
-//! Pass 2 fails only if the file changes or the host fails to read it between the two
-//! passes; the undo log then puts RAM back. It holds the old contents of pages the load
-//! changes (a page that was zero costs nothing), so a load into a fresh machine needs
-//! almost no extra memory, and a load over a busy guest up to the RAM it used.
+//! One pass, because a snapshot is mostly RAM and reading a gigabyte twice costs twice;
+//! a damaged file is the rare case, and the undo log makes it safe. The log holds the
+//! old contents of the pages the load changes; a page that was zero costs nothing, and
+//! one never written since the machine was created is not even read. So a load into a
+//! fresh machine (`--loadvm`) needs almost no extra memory, and a load over a busy guest
+//! up to the RAM it used.
 //!
 //! Live migration streams RAM itself, in passes, while the guest runs; only the devices
 //! come from here, at switch-over ([`PcMachine::device_states`]) and on arrival
@@ -57,7 +58,8 @@
 //! the digest does not depend on the host. Data on its way to the host (serial bytes the
 //! frontend has not taken, debug console output) is not guest state and is left out.
 
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Write};
+use std::sync::mpsc;
 
 use cpu::{CpuModel, CpuState};
 use memory::GuestMemory;
@@ -107,9 +109,6 @@ pub enum StateError {
     /// Reading, writing or seeking the stream failed.
     #[error("I/O error on the machine state: {0}")]
     Io(#[source] savevm::Error),
-    /// Seeking back for the second pass failed.
-    #[error("cannot seek in the machine state: {0}")]
-    Seek(#[source] io::Error),
     /// The stream does not hold every page of RAM.
     #[error("the state holds no contents for {missing} of {pages} RAM pages (the first is page {first:#x})")]
     IncompleteRam {
@@ -117,9 +116,6 @@ pub enum StateError {
         missing: u64,
         pages: u64,
     },
-    /// The second pass read other bytes than the first.
-    #[error("the machine state changed while it was being loaded")]
-    Changed,
     /// The stream could not be written.
     #[error("cannot save the machine state: {0}")]
     Save(#[source] savevm::Error),
@@ -210,6 +206,10 @@ impl PageSource for RamPages<'_> {
     fn read_page(&mut self, page: u64, out: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
         read_page(self.0, page, out)
     }
+
+    fn known_zero(&mut self, first: u64, end: u64) -> u64 {
+        self.0.unwritten_run(first, end)
+    }
 }
 
 fn read_page(mem: &GuestMemory, page: u64, out: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
@@ -229,17 +229,14 @@ fn read_page(mem: &GuestMemory, page: u64, out: &mut [u8; PAGE_SIZE]) -> io::Res
 /// Writes one page by RAM offset through the dirty log, as a device's DMA would be
 /// logged. The caller drops translated code afterwards.
 fn write_page(mem: &GuestMemory, page: u64, data: &[u8; PAGE_SIZE]) {
-    if mem.store_logged(page * PAGE_SIZE as u64, *data) {
-        // Data first, then the log: a harvester that takes the bit sees the data.
-        mem.note_write(page);
-    }
+    mem.write_ram(page * PAGE_SIZE as u64, data);
 }
 
 fn is_zero(p: &[u8; PAGE_SIZE]) -> bool {
-    p.iter().all(|&b| b == 0)
+    savevm::is_zero_page(p)
 }
 
-/// Pass 1's sink: keeps nothing but which pages the stream holds.
+/// Which pages the stream held.
 struct Coverage {
     seen: Vec<bool>,
 }
@@ -275,16 +272,7 @@ impl Coverage {
     }
 }
 
-impl RamSink for Coverage {
-    fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()> {
-        self.mark(first, count)
-    }
-    fn write_page(&mut self, page: u64, _data: &[u8; PAGE_SIZE]) -> io::Result<()> {
-        self.mark(page, 1)
-    }
-}
-
-/// Pass 2's sink: writes guest RAM and remembers what each changed page held.
+/// Writes loaded pages into guest RAM and remembers what each changed page held.
 struct Restore<'a> {
     mem: &'a GuestMemory,
     /// (page, old contents; `None` for a zero page), in the order they were changed.
@@ -302,13 +290,44 @@ impl<'a> Restore<'a> {
     }
 
     fn put(&mut self, page: u64, data: &[u8; PAGE_SIZE]) -> io::Result<()> {
-        read_page(self.mem, page, &mut self.old)?;
-        if self.old[..] == data[..] {
-            return Ok(());
-        }
-        let old = (!is_zero(&self.old)).then(|| self.old.clone());
+        let old = if self.mem.unwritten_run(page, page + 1) == 1 {
+            // Never written: zero, and not worth a read that would map it.
+            if is_zero(data) {
+                return Ok(());
+            }
+            None
+        } else {
+            read_page(self.mem, page, &mut self.old)?;
+            if self.old[..] == data[..] {
+                return Ok(());
+            }
+            (!is_zero(&self.old)).then(|| self.old.clone())
+        };
         self.undo.push((page, old));
         write_page(self.mem, page, data);
+        Ok(())
+    }
+
+    fn zero(&mut self, first: u64, count: u64) -> io::Result<()> {
+        let end = first.saturating_add(count);
+        let mut page = first;
+        while page < end {
+            // Runs never written are zero already.
+            page += self.mem.unwritten_run(page, end);
+            if page < end {
+                self.put(page, &ZERO_PAGE)?;
+                page += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        for (page, d) in (first..).zip(data.chunks_exact(PAGE_SIZE)) {
+            if let Some(d) = d.first_chunk::<PAGE_SIZE>() {
+                self.put(page, d)?;
+            }
+        }
         Ok(())
     }
 
@@ -320,16 +339,72 @@ impl<'a> Restore<'a> {
     }
 }
 
-impl RamSink for Restore<'_> {
+/// RAM on its way from the reader to the [`Restore`] thread.
+enum RamOp {
+    Zero(u64, u64),
+    Run(u64, Vec<u8>),
+}
+
+/// Runs at most in flight to the restore thread (1 MiB each).
+const RESTORE_DEPTH: usize = 3;
+
+/// The reader's sink when loading: notes which pages came and hands them, in order, to
+/// the thread that writes guest RAM. Reading and checksumming the file on one core while
+/// the other takes the page faults and copies into RAM halves a large load.
+struct Forward {
+    cover: Coverage,
+    ops: mpsc::SyncSender<RamOp>,
+    empty: mpsc::Receiver<Vec<u8>>,
+}
+
+impl Forward {
+    fn send(&self, op: RamOp) -> io::Result<()> {
+        self.ops
+            .send(op)
+            .map_err(|_| io::Error::other("the RAM restore thread has stopped"))
+    }
+}
+
+impl RamSink for Forward {
     fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()> {
-        for page in first..first.saturating_add(count) {
-            self.put(page, &ZERO_PAGE)?;
-        }
-        Ok(())
+        self.cover.mark(first, count)?;
+        self.send(RamOp::Zero(first, count))
     }
+
     fn write_page(&mut self, page: u64, data: &[u8; PAGE_SIZE]) -> io::Result<()> {
-        self.put(page, data)
+        self.write_run(page, data.to_vec()).map(drop)
     }
+
+    fn write_run(&mut self, first: u64, run: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.cover.mark(first, (run.len() / PAGE_SIZE) as u64)?;
+        self.send(RamOp::Run(first, run))?;
+        // A used buffer if one is back, else a new one: at most RESTORE_DEPTH + 2 exist.
+        Ok(self.empty.try_recv().unwrap_or_default())
+    }
+}
+
+/// The restore thread: applies `ops` in order until the reader is done or one fails.
+fn restore_ops<'a>(
+    mem: &'a GuestMemory,
+    ops: mpsc::Receiver<RamOp>,
+    empty: mpsc::Sender<Vec<u8>>,
+) -> (Restore<'a>, io::Result<()>) {
+    let mut restore = Restore::new(mem);
+    for op in ops {
+        let r = match op {
+            RamOp::Zero(first, count) => restore.zero(first, count),
+            RamOp::Run(first, run) => {
+                let r = restore.run(first, &run);
+                let _ = empty.send(run);
+                r
+            }
+        };
+        if r.is_err() {
+            // Dropping `ops` makes the reader's next send fail and stop.
+            return (restore, r);
+        }
+    }
+    (restore, Ok(()))
 }
 
 /// Copies of the machine's CPU state and devices that a stream is loaded into, so that
@@ -436,61 +511,95 @@ impl PcMachine {
     /// The machine must be stopped: no [`PcMachine::run`] in progress, and with a
     /// realtime clock the clock paused ([`PcMachine::pause_clock`]), or the saved time
     /// is not the time of the saved RAM. Saving changes nothing in the machine.
-    pub fn save_snapshot<W: Write>(&mut self, out: W) -> Result<Description, StateError> {
+    pub fn save_snapshot<W: Write + Send>(&mut self, out: W) -> Result<Description, StateError> {
         let config = self.state_config();
         let pages = config.ram_size / PAGE_SIZE as u64;
-        let mut w = StreamWriter::new(BufWriter::new(out), &config, 0).map_err(StateError::Save)?;
-        for s in self.device_states() {
-            w.put_encoded(s.name, s.instance, s.version, &s.state)
-                .map_err(StateError::Save)?;
+        let states = self.device_states();
+        let mem = self.memory();
+        // The host's write (into the page cache, say) runs on a second thread while this
+        // one copies, scans and checksums RAM: the two take about as long as each other.
+        let (desc, out) = savevm::write_behind(out, |wb| {
+            let mut w = StreamWriter::new(wb, &config, 0)?;
+            for s in &states {
+                w.put_encoded(s.name, s.instance, s.version, &s.state)?;
+            }
+            w.begin_ram_pass()?;
+            w.put_ram(&mut RamPages(mem), 0..pages)?;
+            w.finish().map(|(_, desc)| desc)
+        });
+        match (desc, out) {
+            (Ok(desc), Ok(_)) => Ok(desc),
+            // The writer thread's error is the host's own (disk full, ...); the producer
+            // saw only that the writer stopped, but knows where.
+            (Err(savevm::Error::Io { offset, .. }), Err(source)) => {
+                Err(StateError::Save(savevm::Error::Io { offset, source }))
+            }
+            (Err(e), _) => Err(StateError::Save(e)),
+            (Ok(desc), Err(source)) => Err(StateError::Save(savevm::Error::Io {
+                offset: desc.stream_len,
+                source,
+            })),
         }
-        w.begin_ram_pass().map_err(StateError::Save)?;
-        w.put_ram(&mut RamPages(self.memory()), 0..pages)
-            .map_err(StateError::Save)?;
-        let (_, desc) = w.finish().map_err(StateError::Save)?;
-        Ok(desc)
     }
 
     /// Replaces the whole machine with the snapshot in `input` (read from its current
     /// position to its end), all or nothing: on any error the machine is exactly as it
     /// was (see the module docs). The machine must be stopped; a paused clock stays
     /// paused. Afterwards no translation made from the old RAM or state survives.
-    pub fn load_snapshot<R: Read + Seek>(&mut self, mut input: R) -> Result<(), StateError> {
+    pub fn load_snapshot<R: Read>(&mut self, input: R) -> Result<(), StateError> {
         let config = self.state_config();
-        let start = input.stream_position().map_err(StateError::Seek)?;
-
-        let mut cover = Coverage {
-            seen: vec![false; (config.ram_size / PAGE_SIZE as u64) as usize],
-        };
-        let first = {
-            let mut r = StreamReader::new(BufReader::new(&mut input), &config)?;
-            let v = r.read_all(&mut cover)?;
-            r.expect_eof()?;
-            v
-        };
-        cover.check()?;
-        let mut staged = Staged::of(self);
-        staged.load(&first)?;
-
-        input
-            .seek(SeekFrom::Start(start))
-            .map_err(StateError::Seek)?;
         let mem = self.memory().clone();
-        let mut restore = Restore::new(&mem);
-        let second = StreamReader::new(BufReader::new(&mut input), &config)
-            .and_then(|mut r| r.read_all(&mut restore));
-        let same = match &second {
-            Ok(v) => v.description == first.description && v.sections == first.sections,
-            Err(_) => false,
+        let (ops_tx, ops_rx) = mpsc::sync_channel(RESTORE_DEPTH);
+        let (empty_tx, empty_rx) = mpsc::channel();
+        let mut forward = Forward {
+            cover: Coverage {
+                seen: vec![false; (config.ram_size / PAGE_SIZE as u64) as usize],
+            },
+            ops: ops_tx,
+            empty: empty_rx,
         };
-        if !same {
-            restore.undo();
-            // The RAM is as it was; translations made from it are merely dropped.
-            self.cpu.flush_code();
-            return Err(second.err().map_or(StateError::Changed, StateError::from));
+        let (read, restore, restored) = std::thread::scope(|s| {
+            let worker = s.spawn(|| restore_ops(&mem, ops_rx, empty_tx));
+            let read = StreamReader::new(BufReader::new(input), &config).and_then(|mut r| {
+                let v = r.read_all(&mut forward)?;
+                r.expect_eof()?;
+                Ok(v)
+            });
+            // Closing the channel lets the worker finish what is queued and return.
+            let Forward { cover, ops, .. } = forward;
+            drop(ops);
+            match worker.join() {
+                Ok((restore, restored)) => (read.map(|v| (v, cover)), Some(restore), restored),
+                Err(_) => (
+                    read.map(|v| (v, cover)),
+                    None,
+                    Err(io::Error::other("the RAM restore thread failed")),
+                ),
+            }
+        });
+        let staged = restored
+            .map_err(|e| StateError::Io(savevm::Error::Sink { page: 0, source: e }))
+            .and_then(|()| read.map_err(StateError::from))
+            .and_then(|(v, cover)| {
+                cover.check()?;
+                let mut staged = Staged::of(self);
+                staged.load(&v)?;
+                Ok(staged)
+            });
+        match staged {
+            Ok(staged) => {
+                self.commit(staged);
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(restore) = restore {
+                    restore.undo();
+                }
+                // The RAM is as it was; translations made from it are merely dropped.
+                self.cpu.flush_code();
+                Err(e)
+            }
         }
-        self.commit(staged);
-        Ok(())
     }
 
     /// Loads the device sections of an incoming migration whose RAM is already in guest
@@ -542,13 +651,25 @@ impl PcMachine {
         put_str(&mut h, &config.cpu_model);
         let mem = self.memory();
         let mut page = Box::new([0u8; PAGE_SIZE]);
-        for p in 0..config.ram_size / PAGE_SIZE as u64 {
+        let pages = config.ram_size / PAGE_SIZE as u64;
+        let mut p = 0;
+        while p < pages {
+            let unwritten = mem.unwritten_run(p, pages);
+            if unwritten > 0 {
+                // Zero without a read; hashed as the zero pages they are.
+                for _ in 0..unwritten {
+                    h.update([0u8]);
+                }
+                p += unwritten;
+                continue;
+            }
             if read_page(mem, p, &mut page).is_err() || is_zero(&page) {
                 h.update([0u8]);
             } else {
                 h.update([1u8]);
                 h.update(&page[..]);
             }
+            p += 1;
         }
         let sections = self.device_states();
         h.update((sections.len() as u32).to_le_bytes());

@@ -88,6 +88,21 @@ impl AtomicBitmap {
             .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
             .sum()
     }
+
+    /// The first set bit in `from..end`, or `end` if there is none: a word at a time, so
+    /// a long clear stretch costs one load per 64 bits.
+    pub fn next_set(&self, from: u64, end: u64) -> u64 {
+        let end = end.min(self.bits);
+        let mut i = from;
+        while i < end {
+            let w = self.words[(i / 64) as usize].load(Ordering::Acquire) >> (i % 64);
+            if w != 0 {
+                return (i + u64::from(w.trailing_zeros())).min(end);
+            }
+            i = (i / 64 + 1) * 64;
+        }
+        end
+    }
 }
 
 /// A snapshot of a bitmap taken out of an [`AtomicBitmap`]: the pages a harvest returned.
@@ -159,6 +174,21 @@ mod tests {
             t.pages().collect::<Vec<_>>(),
             vec![0, 1, 2, 63, 64, 65, 199]
         );
+    }
+
+    #[test]
+    fn next_set_scans_words() {
+        let b = AtomicBitmap::new(300);
+        assert_eq!(b.next_set(0, 300), 300);
+        assert_eq!(b.next_set(5, 1000), 300);
+        b.set(70);
+        b.set(200);
+        assert_eq!(b.next_set(0, 300), 70);
+        assert_eq!(b.next_set(70, 300), 70);
+        assert_eq!(b.next_set(71, 300), 200);
+        assert_eq!(b.next_set(71, 150), 150);
+        assert_eq!(b.next_set(201, 300), 300);
+        assert_eq!(b.next_set(250, 100), 100);
     }
 
     #[test]

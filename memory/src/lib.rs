@@ -113,6 +113,9 @@ pub struct GuestMemory {
     dirty: [AtomicBitmap; DIRTY_CLIENTS],
     dirty_enabled: AtomicU32,
     dirty_epoch: AtomicU64,
+    /// Pages written since the machine was created: a page outside it still holds the
+    /// zeroes of a fresh mapping, so savers and senders skip it without reading it.
+    written: AtomicBitmap,
     code: AtomicBitmap,
     smc: AtomicBitmap,
     smc_pending: AtomicBool,
@@ -131,6 +134,7 @@ impl GuestMemory {
             dirty: [AtomicBitmap::new(pages), AtomicBitmap::new(pages)],
             dirty_enabled: AtomicU32::new(0),
             dirty_epoch: AtomicU64::new(0),
+            written: AtomicBitmap::new(pages),
             code: AtomicBitmap::new(pages),
             smc: AtomicBitmap::new(pages),
             smc_pending: AtomicBool::new(false),
@@ -284,6 +288,7 @@ impl GuestMemory {
     /// page holds translated code (whose blocks the writer must then invalidate).
     #[inline]
     pub fn note_write(&self, page: u64) -> bool {
+        self.written.set(page);
         let enabled = self.dirty_enabled.load(Ordering::Acquire);
         for (i, map) in self.dirty.iter().enumerate() {
             if enabled & (1 << i) != 0 {
@@ -376,6 +381,15 @@ impl GuestMemory {
         }
         self.smc.set_all();
         self.smc_pending.store(true, Ordering::Release);
+    }
+
+    /// How many pages from `first` (up to `end`) have never been written since the
+    /// machine was created, and so are known to be zero without reading them. Every write
+    /// passes [`GuestMemory::note_write`] before its data lands, so a page outside the map
+    /// is zero; a page inside it may be zero too (written with zeroes), which a caller
+    /// finds by reading it.
+    pub fn unwritten_run(&self, first: u64, end: u64) -> u64 {
+        self.written.next_set(first, end).max(first) - first
     }
 
     // ---- dirty log ------------------------------------------------------------------

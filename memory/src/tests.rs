@@ -197,3 +197,24 @@ fn ram_writes_by_offset_reach_shadowed_pages_and_are_logged() {
     assert!(!m.write_ram(u64::MAX, &[0]));
     assert_eq!(m.dirty_take(DirtyClient::Migration).count(), 0);
 }
+
+#[test]
+fn unwritten_pages_are_known_zero() {
+    let m = GuestMemory::new(1 << 20).unwrap();
+    assert_eq!(m.unwritten_run(0, 256), 256);
+    m.write_phys(GuestPhysAddr(0x5000), &[0]);
+    m.write_ram(0x40_000, &[1; 8192]);
+    // The CPU's door: it logs a page before its first store.
+    m.note_write(0x90);
+    assert_eq!(m.unwritten_run(0, 256), 5);
+    assert_eq!(m.unwritten_run(5, 256), 0);
+    assert_eq!(m.unwritten_run(6, 256), 0x40 - 6);
+    assert_eq!(m.unwritten_run(0x40, 256), 0);
+    assert_eq!(m.unwritten_run(0x42, 256), 0x90 - 0x42);
+    assert_eq!(m.unwritten_run(0x91, 256), 256 - 0x91);
+    assert_eq!(m.unwritten_run(0x91, 0x95), 4);
+    // Logging for migration or not, a write counts.
+    m.dirty_enable(DirtyClient::Migration);
+    m.write_phys(GuestPhysAddr(0xA_0000 - 1), &[1]);
+    assert_eq!(m.unwritten_run(0x91, 256), 0x9F - 0x91);
+}

@@ -74,6 +74,7 @@
 //! A caller that must not be left half-loaded points the loaders at temporary components
 //! and swaps them in once everything succeeded.
 
+mod behind;
 mod codec;
 mod error;
 mod format;
@@ -84,6 +85,7 @@ mod state;
 pub mod testing;
 mod writer;
 
+pub use behind::{write_behind, WriteBehind};
 pub use codec::{Decoder, Encoder};
 pub use error::{Error, Result};
 pub use format::{
@@ -91,7 +93,7 @@ pub use format::{
     FORMAT_VERSION, MAGIC, MAX_CONFIG_LEN, MAX_CONFIG_STR, MAX_DATA_RUN, MAX_NAME_LEN,
     MAX_SECTIONS, MAX_SECTION_LEN, MAX_TRAILER_LEN, PAGE_SIZE,
 };
-pub use ram::{DiscardRam, PageSource, RamSink};
+pub use ram::{is_zero_page, DiscardRam, PageSource, RamSink};
 pub use reader::{inspect, verify, Record, SectionData, StreamReader, Verified};
 pub use state::{Loaders, VmState};
 pub use writer::StreamWriter;

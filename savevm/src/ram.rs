@@ -11,6 +11,13 @@ use crate::format::PAGE_SIZE;
 pub trait PageSource {
     /// Copies page `page` into `out`.
     fn read_page(&mut self, page: u64, out: &mut [u8; PAGE_SIZE]) -> io::Result<()>;
+
+    /// How many pages from `first` (below `end`) the source knows to be zero without
+    /// reading them (never written, say). The writer sends those as one zero run.
+    fn known_zero(&mut self, first: u64, end: u64) -> u64 {
+        let _ = (first, end);
+        0
+    }
 }
 
 /// Receives guest RAM pages from a [`crate::StreamReader`], in stream order. Later pages
@@ -23,6 +30,23 @@ pub trait RamSink {
     fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()>;
     /// Page `page` holds `data`.
     fn write_page(&mut self, page: u64, data: &[u8; PAGE_SIZE]) -> io::Result<()>;
+
+    /// Pages from `first` on hold `data` (a whole number of pages, one run of the
+    /// stream). A sink that can copy a run at once overrides this.
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        for (page, d) in (first..).zip(data.chunks_exact(PAGE_SIZE)) {
+            let d: &[u8; PAGE_SIZE] = d.try_into().map_err(|_| io::ErrorKind::InvalidInput)?;
+            self.write_page(page, d)?;
+        }
+        Ok(())
+    }
+
+    /// [`RamSink::write_pages`] for a sink that keeps the run's buffer (to hand it to
+    /// another thread, say); it returns a buffer for the reader's next run, of any length.
+    fn write_run(&mut self, first: u64, run: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.write_pages(first, &run)?;
+        Ok(run)
+    }
 }
 
 /// A sink that drops every page: for `inspect` and `verify`.
@@ -62,6 +86,11 @@ impl PageSource for [u8] {
 }
 
 impl RamSink for [u8] {
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        let r = page_range(self.len(), first, (data.len() / PAGE_SIZE) as u64)?;
+        self[r].copy_from_slice(&data[..data.len() / PAGE_SIZE * PAGE_SIZE]);
+        Ok(())
+    }
     fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()> {
         let r = page_range(self.len(), first, count)?;
         self[r].fill(0);
@@ -75,7 +104,7 @@ impl RamSink for [u8] {
 }
 
 /// Whether a page is all zero, a word at a time.
-pub(crate) fn is_zero_page(p: &[u8; PAGE_SIZE]) -> bool {
+pub fn is_zero_page(p: &[u8; PAGE_SIZE]) -> bool {
     p.chunks_exact(16)
         .all(|c| u128::from_ne_bytes(c.try_into().unwrap_or([1; 16])) == 0)
 }

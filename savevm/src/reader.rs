@@ -128,7 +128,9 @@ pub struct StreamReader<R: Read> {
     ram_pages: u64,
     ended: bool,
     footer_read: bool,
-    page: Box<[u8; PAGE_SIZE]>,
+    /// One data run, read whole (at most [`MAX_DATA_RUN`] pages, a bound the stream
+    /// cannot raise) so the transport, the checksum and the sink each see it once.
+    run: Vec<u8>,
 }
 
 impl<R: Read> StreamReader<R> {
@@ -178,7 +180,7 @@ impl<R: Read> StreamReader<R> {
             desc: Description::new(flags, config),
             ended: false,
             footer_read: false,
-            page: Box::new([0; PAGE_SIZE]),
+            run: Vec::new(),
         })
     }
 
@@ -257,11 +259,14 @@ impl<R: Read> StreamReader<R> {
                     });
                 }
                 if data {
-                    for page in first..first + u64::from(count) {
-                        self.input.get(&mut self.page[..], "RAM page")?;
-                        ram.write_page(page, &self.page)
-                            .map_err(|source| Error::Sink { page, source })?;
-                    }
+                    let mut run = std::mem::take(&mut self.run);
+                    // Only growth is zero-filled: a recycled buffer is already long.
+                    run.resize(count as usize * PAGE_SIZE, 0);
+                    self.input.get(&mut run, "RAM page")?;
+                    self.run = ram.write_run(first, run).map_err(|source| Error::Sink {
+                        page: first,
+                        source,
+                    })?;
                 } else {
                     ram.zero_pages(first, u64::from(count))
                         .map_err(|source| Error::Sink {

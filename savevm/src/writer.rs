@@ -18,13 +18,17 @@ pub struct StreamWriter<W: Write> {
     out: CrcWriter<W>,
     desc: Description,
     ram_pages: u64,
-    /// Pages of the current data run, not yet written.
+    /// The current data run, not yet written: its first `run_pages` pages (room for
+    /// [`MAX_DATA_RUN`], allocated with the first data page).
     run: Vec<u8>,
     run_first: u64,
+    run_pages: u64,
     /// Length of the current zero run, not yet written.
     zero_first: u64,
     zero_count: u64,
 }
+
+const MAX_RUN: u64 = MAX_DATA_RUN as u64;
 
 impl<W: Write> StreamWriter<W> {
     /// Starts a stream: writes the header (with `flags`, e.g. [`FLAG_LIVE`]) and `config`.
@@ -39,6 +43,7 @@ impl<W: Write> StreamWriter<W> {
             ram_pages: config.ram_pages(),
             run: Vec::new(),
             run_first: 0,
+            run_pages: 0,
             zero_first: 0,
             zero_count: 0,
         };
@@ -151,38 +156,64 @@ impl<W: Write> StreamWriter<W> {
                 pages.start, pages.end, self.ram_pages
             )));
         }
-        let mut page = Box::new([0u8; PAGE_SIZE]);
-        for p in pages {
-            src.read_page(p, &mut page)
+        let mut p = pages.start;
+        while p < pages.end {
+            let known = src.known_zero(p, pages.end).min(pages.end - p);
+            if known > 0 {
+                self.add_zero(p, known)?;
+                p += known;
+                continue;
+            }
+            let run_pages = self.run_pages;
+            if run_pages > 0 && (self.run_first + run_pages != p || run_pages == MAX_RUN) {
+                self.flush_data()?;
+            }
+            if self.run.is_empty() {
+                self.run = vec![0; MAX_RUN as usize * PAGE_SIZE];
+            }
+            // Straight into the run: a data page is copied once on its way out.
+            let at = self.run_pages as usize * PAGE_SIZE;
+            let page = self.run[at..]
+                .first_chunk_mut::<PAGE_SIZE>()
+                .ok_or_else(|| Error::Usage("RAM run buffer overflow".into()))?;
+            src.read_page(p, page)
                 .map_err(|source| Error::Source { page: p, source })?;
-            if is_zero_page(&page) {
-                if !self.run.is_empty() {
-                    self.flush_data()?;
-                }
-                if (self.zero_count > 0 && self.zero_first + self.zero_count != p)
-                    || self.zero_count == u64::from(u32::MAX)
-                {
-                    self.flush_zero()?;
-                }
-                if self.zero_count == 0 {
-                    self.zero_first = p;
-                }
-                self.zero_count += 1;
+            if is_zero_page(page) {
+                self.add_zero(p, 1)?;
             } else {
                 if self.zero_count > 0 {
                     self.flush_zero()?;
                 }
-                let run_pages = (self.run.len() / PAGE_SIZE) as u64;
-                if (run_pages > 0 && self.run_first + run_pages != p)
-                    || run_pages == u64::from(MAX_DATA_RUN)
-                {
-                    self.flush_data()?;
-                }
-                if self.run.is_empty() {
+                if self.run_pages == 0 {
                     self.run_first = p;
                 }
-                self.run.extend_from_slice(&page[..]);
+                self.run_pages += 1;
             }
+            p += 1;
+        }
+        Ok(())
+    }
+
+    /// Adds `count` zero pages from `first` to the zero run being gathered.
+    fn add_zero(&mut self, first: u64, count: u64) -> Result<()> {
+        if self.run_pages > 0 {
+            self.flush_data()?;
+        }
+        let (mut first, mut count) = (first, count);
+        while count > 0 {
+            if self.zero_count > 0
+                && (self.zero_first + self.zero_count != first
+                    || self.zero_count == u64::from(u32::MAX))
+            {
+                self.flush_zero()?;
+            }
+            if self.zero_count == 0 {
+                self.zero_first = first;
+            }
+            let n = count.min(u64::from(u32::MAX) - self.zero_count);
+            self.zero_count += n;
+            first += n;
+            count -= n;
         }
         Ok(())
     }
@@ -216,20 +247,21 @@ impl<W: Write> StreamWriter<W> {
     }
 
     fn flush_data(&mut self) -> Result<()> {
-        if self.run.is_empty() {
+        if self.run_pages == 0 {
             return Ok(());
         }
-        let count = (self.run.len() / PAGE_SIZE) as u32;
+        let count = self.run_pages as u32;
         let mut h = [0u8; 13];
         h[0] = TAG_RAM_DATA;
         h[1..9].copy_from_slice(&self.run_first.to_le_bytes());
         h[9..13].copy_from_slice(&count.to_le_bytes());
         self.out.put(&h)?;
-        self.out.put(&self.run)?;
+        self.out
+            .put(&self.run[..self.run_pages as usize * PAGE_SIZE])?;
         if let Some(p) = self.desc.ram_passes.last_mut() {
             p.data_pages += u64::from(count);
         }
-        self.run.clear();
+        self.run_pages = 0;
         Ok(())
     }
 
