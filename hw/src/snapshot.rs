@@ -59,7 +59,6 @@
 //! frontend has not taken, debug console output) is not guest state and is left out.
 
 use std::io::{self, BufReader, Read, Write};
-use std::sync::mpsc;
 
 use cpu::{CpuModel, CpuState};
 use memory::GuestMemory;
@@ -272,9 +271,11 @@ impl Coverage {
     }
 }
 
-/// Writes loaded pages into guest RAM and remembers what each changed page held.
+/// Writes loaded pages into guest RAM, remembers what each changed page held, and notes
+/// which pages came.
 struct Restore<'a> {
     mem: &'a GuestMemory,
+    cover: Coverage,
     /// (page, old contents; `None` for a zero page), in the order they were changed.
     undo: Vec<(u64, Option<Box<[u8; PAGE_SIZE]>>)>,
     old: Box<[u8; PAGE_SIZE]>,
@@ -284,6 +285,9 @@ impl<'a> Restore<'a> {
     fn new(mem: &'a GuestMemory) -> Self {
         Restore {
             mem,
+            cover: Coverage {
+                seen: vec![false; (mem.ram_size() / PAGE_SIZE as u64) as usize],
+            },
             undo: Vec::new(),
             old: Box::new([0; PAGE_SIZE]),
         }
@@ -339,72 +343,20 @@ impl<'a> Restore<'a> {
     }
 }
 
-/// RAM on its way from the reader to the [`Restore`] thread.
-enum RamOp {
-    Zero(u64, u64),
-    Run(u64, Vec<u8>),
-}
-
-/// Runs at most in flight to the restore thread (1 MiB each).
-const RESTORE_DEPTH: usize = 3;
-
-/// The reader's sink when loading: notes which pages came and hands them, in order, to
-/// the thread that writes guest RAM. Reading and checksumming the file on one core while
-/// the other takes the page faults and copies into RAM halves a large load.
-struct Forward {
-    cover: Coverage,
-    ops: mpsc::SyncSender<RamOp>,
-    empty: mpsc::Receiver<Vec<u8>>,
-}
-
-impl Forward {
-    fn send(&self, op: RamOp) -> io::Result<()> {
-        self.ops
-            .send(op)
-            .map_err(|_| io::Error::other("the RAM restore thread has stopped"))
-    }
-}
-
-impl RamSink for Forward {
+impl RamSink for Restore<'_> {
     fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()> {
         self.cover.mark(first, count)?;
-        self.send(RamOp::Zero(first, count))
+        self.zero(first, count)
     }
 
     fn write_page(&mut self, page: u64, data: &[u8; PAGE_SIZE]) -> io::Result<()> {
-        self.write_run(page, data.to_vec()).map(drop)
+        self.write_pages(page, data)
     }
 
-    fn write_run(&mut self, first: u64, run: Vec<u8>) -> io::Result<Vec<u8>> {
-        self.cover.mark(first, (run.len() / PAGE_SIZE) as u64)?;
-        self.send(RamOp::Run(first, run))?;
-        // A used buffer if one is back, else a new one: at most RESTORE_DEPTH + 2 exist.
-        Ok(self.empty.try_recv().unwrap_or_default())
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        self.cover.mark(first, (data.len() / PAGE_SIZE) as u64)?;
+        self.run(first, data)
     }
-}
-
-/// The restore thread: applies `ops` in order until the reader is done or one fails.
-fn restore_ops<'a>(
-    mem: &'a GuestMemory,
-    ops: mpsc::Receiver<RamOp>,
-    empty: mpsc::Sender<Vec<u8>>,
-) -> (Restore<'a>, io::Result<()>) {
-    let mut restore = Restore::new(mem);
-    for op in ops {
-        let r = match op {
-            RamOp::Zero(first, count) => restore.zero(first, count),
-            RamOp::Run(first, run) => {
-                let r = restore.run(first, &run);
-                let _ = empty.send(run);
-                r
-            }
-        };
-        if r.is_err() {
-            // Dropping `ops` makes the reader's next send fail and stop.
-            return (restore, r);
-        }
-    }
-    (restore, Ok(()))
 }
 
 /// Copies of the machine's CPU state and devices that a stream is loaded into, so that
@@ -518,7 +470,7 @@ impl PcMachine {
         let mem = self.memory();
         // The host's write (into the page cache, say) runs on a second thread while this
         // one copies, scans and checksums RAM: the two take about as long as each other.
-        let (desc, out) = savevm::write_behind(out, |wb| {
+        let (desc, _, written) = savevm::write_behind(out, |wb| {
             let mut w = StreamWriter::new(wb, &config, 0)?;
             for s in &states {
                 w.put_encoded(s.name, s.instance, s.version, &s.state)?;
@@ -527,8 +479,8 @@ impl PcMachine {
             w.put_ram(&mut RamPages(mem), 0..pages)?;
             w.finish().map(|(_, desc)| desc)
         });
-        match (desc, out) {
-            (Ok(desc), Ok(_)) => Ok(desc),
+        match (desc, written) {
+            (Ok(desc), Ok(())) => Ok(desc),
             // The writer thread's error is the host's own (disk full, ...); the producer
             // saw only that the writer stopped, but knows where.
             (Err(savevm::Error::Io { offset, .. }), Err(source)) => {
@@ -549,39 +501,19 @@ impl PcMachine {
     pub fn load_snapshot<R: Read>(&mut self, input: R) -> Result<(), StateError> {
         let config = self.state_config();
         let mem = self.memory().clone();
-        let (ops_tx, ops_rx) = mpsc::sync_channel(RESTORE_DEPTH);
-        let (empty_tx, empty_rx) = mpsc::channel();
-        let mut forward = Forward {
-            cover: Coverage {
-                seen: vec![false; (config.ram_size / PAGE_SIZE as u64) as usize],
-            },
-            ops: ops_tx,
-            empty: empty_rx,
-        };
-        let (read, restore, restored) = std::thread::scope(|s| {
-            let worker = s.spawn(|| restore_ops(&mem, ops_rx, empty_tx));
-            let read = StreamReader::new(BufReader::new(input), &config).and_then(|mut r| {
-                let v = r.read_all(&mut forward)?;
-                r.expect_eof()?;
-                Ok(v)
-            });
-            // Closing the channel lets the worker finish what is queued and return.
-            let Forward { cover, ops, .. } = forward;
-            drop(ops);
-            match worker.join() {
-                Ok((restore, restored)) => (read.map(|v| (v, cover)), Some(restore), restored),
-                Err(_) => (
-                    read.map(|v| (v, cover)),
-                    None,
-                    Err(io::Error::other("the RAM restore thread failed")),
-                ),
-            }
+        // Reading and checksumming the file on this core while another takes the page
+        // faults and copies into RAM halves a large load.
+        let (read, restore, restored) = savevm::sink_behind(Restore::new(&mem), |sink| {
+            let mut r = StreamReader::new(BufReader::new(input), &config)?;
+            let v = r.read_all(sink)?;
+            r.expect_eof()?;
+            Ok::<_, savevm::Error>(v)
         });
         let staged = restored
-            .map_err(|e| StateError::Io(savevm::Error::Sink { page: 0, source: e }))
+            .map_err(StateError::Io)
             .and_then(|()| read.map_err(StateError::from))
-            .and_then(|(v, cover)| {
-                cover.check()?;
+            .and_then(|v| {
+                restore.cover.check()?;
                 let mut staged = Staged::of(self);
                 staged.load(&v)?;
                 Ok(staged)
@@ -592,9 +524,7 @@ impl PcMachine {
                 Ok(())
             }
             Err(e) => {
-                if let Some(restore) = restore {
-                    restore.undo();
-                }
+                restore.undo();
                 // The RAM is as it was; translations made from it are merely dropped.
                 self.cpu.flush_code();
                 Err(e)

@@ -5,7 +5,7 @@
 //! the measured bandwidth. From that, one decision per harvest:
 //!
 //! ```text
-//!  expected downtime = dirty pages × 4096 / bandwidth
+//!  expected downtime = (dirty pages × 4096 + bytes still queued) / bandwidth
 //!  complete          = nothing dirty, or expected downtime <= downtime-limit
 //!  high              = dirty bytes > ½ × bytes sent since the previous harvest
 //!                      (QEMU's rule: the guest re-dirties more than half of what went out)
@@ -35,6 +35,9 @@ pub(crate) struct SyncFacts {
     pub transferred: u64,
     /// Measured bytes per second, if anything has been timed.
     pub bandwidth: Option<f64>,
+    /// Stream bytes produced but not yet on the link (queued for the transport's
+    /// thread): they go before the last pages do.
+    pub queued: u64,
 }
 
 /// The decision for one harvest.
@@ -62,7 +65,7 @@ impl Convergence {
             .filter(|b| *b > 0.0)
             .or((p.max_bandwidth > 0).then_some(p.max_bandwidth as f64));
         let expected_downtime_ms = match bandwidth {
-            Some(b) => (dirty_bytes as f64 * 1000.0 / b).ceil() as u64,
+            Some(b) => ((dirty_bytes + f.queued) as f64 * 1000.0 / b).ceil() as u64,
             None => 0,
         };
         let complete = dirty_bytes == 0 || expected_downtime_ms <= p.downtime_limit_ms;
@@ -105,6 +108,7 @@ mod tests {
             dirty_pages,
             transferred,
             bandwidth: Some(bandwidth),
+            queued: 0,
         }
     }
 
@@ -142,6 +146,7 @@ mod tests {
             dirty_pages: 5,
             transferred: 0,
             bandwidth: None,
+            queued: 0,
         };
         let v = c.decide(&f, &p);
         assert_eq!(v.expected_downtime_ms, 500);

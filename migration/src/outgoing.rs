@@ -41,7 +41,7 @@
 //! it, and only then does the status become final. A `file:` destination leaves no file
 //! behind unless completed, an `exec:` command is killed.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -63,11 +63,9 @@ use crate::transport::{Canceller, FdLookup, Outgoing, TransportError};
 use crate::uri::MigrationUri;
 
 const PAGE_SIZE: u64 = savevm::PAGE_SIZE as u64;
-/// Pages put into the stream between two flushes to the transport and looks at the rate
-/// limiter (a cancel is checked more often).
-const CHUNK_PAGES: u64 = 64;
-/// Transport buffer: small writes (run headers) are gathered, page runs pass through.
-const BUFFER: usize = 64 << 10;
+/// Pages put into the stream between two hand-overs to the transport's thread and looks
+/// at the rate limiter (a cancel is checked more often): one full RAM run.
+const CHUNK_PAGES: u64 = savevm::MAX_DATA_RUN as u64;
 /// Bandwidth is measured over windows of at least this long (and at the end of a pass).
 const WINDOW: Duration = Duration::from_millis(100);
 /// How often a sender waiting for a connect checks for a cancel.
@@ -356,7 +354,7 @@ struct Sender {
     limiter: RateLimiter,
     bandwidth: BandwidthEstimate,
     converge: Convergence,
-    /// `transferred` as of the last debit of the rate limiter.
+    /// Stream bytes produced as of the last debit of the rate limiter.
     debited: u64,
     window: Window,
     last_sync: Instant,
@@ -481,19 +479,27 @@ impl Sender {
             out.abort();
             return Err(MigrationError::Cancelled);
         }
-        let mut sink = BufWriter::with_capacity(
-            BUFFER,
-            Counting {
-                inner: out,
-                count: self.shared.transferred.clone(),
-            },
-        );
-        let streamed = self.stream(&mut sink);
-        let (counting, _) = sink.into_parts();
+        let counting = Counting {
+            inner: out,
+            count: self.shared.transferred.clone(),
+        };
+        // The transport's copy (into the socket, the pipe, the file) runs on a second
+        // thread while this one copies, scans and checksums RAM.
+        let (streamed, counting, written) = savevm::write_behind(counting, |wb| self.stream(wb));
         let out = counting.inner;
-        let stopped_at = match streamed {
-            Ok(t) => t,
-            Err(e) => {
+        let stopped_at = match (streamed, written) {
+            (Ok(t), Ok(())) => t,
+            // The transport's own error says more than the stream's "writer stopped".
+            (Err(MigrationError::Stream(savevm::Error::Io { offset, .. })), Err(source)) => {
+                out.abort();
+                return Err(MigrationError::Stream(savevm::Error::Io { offset, source }));
+            }
+            (Ok(_), Err(source)) => {
+                out.abort();
+                let offset = self.shared.transferred.load(Ordering::Relaxed);
+                return Err(MigrationError::Stream(savevm::Error::Io { offset, source }));
+            }
+            (Err(e), _) => {
                 out.abort();
                 return Err(e);
             }
@@ -524,7 +530,7 @@ impl Sender {
         self.send(&mut w, &[(0, pages)], true)?;
         let mut last = loop {
             let dirty = self.ask(VmRequest::Harvest)?;
-            if self.sync(&dirty) {
+            if self.sync(&dirty, w.bytes_written()) {
                 break dirty;
             }
             self.begin_pass(&mut w)?;
@@ -556,9 +562,9 @@ impl Sender {
         Ok(())
     }
 
-    /// Sends the page runs `(first, count)`. Every [`CHUNK_PAGES`] pages the bytes are
-    /// pushed to the transport, so what the rate limiter and the bandwidth windows count
-    /// has really left; then the sender paces if `throttled`.
+    /// Sends the page runs `(first, count)`. Every [`CHUNK_PAGES`] pages the run so far is
+    /// handed to the transport's thread; the rate limiter and the bandwidth windows count
+    /// what that thread has really written. Then the sender paces if `throttled`.
     fn send<W: Write>(
         &mut self,
         w: &mut StreamWriter<W>,
@@ -600,9 +606,10 @@ impl Sender {
         remaining: u64,
         throttled: bool,
     ) -> Result<(), MigrationError> {
+        // Handed to the transport's thread, not waited for.
         w.flush()?;
         if throttled {
-            self.pace()?;
+            self.pace(w.bytes_written())?;
         }
         if self.window.start.elapsed() >= WINDOW {
             self.close_window();
@@ -611,14 +618,16 @@ impl Sender {
         Ok(())
     }
 
-    /// Debits what went out since the last call and sleeps as the limiter says, in
-    /// slices short enough to notice a cancel or a raised limit.
-    fn pace(&mut self) -> Result<(), MigrationError> {
-        let sent = self.shared.transferred.load(Ordering::Relaxed);
+    /// Debits what was produced since the last call (`produced` bytes of stream so far)
+    /// and sleeps as the limiter says, in slices short enough to notice a cancel or a
+    /// raised limit. Pacing what is produced, not what the transport's thread has
+    /// written, keeps the queue between the two short: at most a chunk or so is in flight
+    /// at a limited rate, and the transport's thread sends at the link's speed.
+    fn pace(&mut self, produced: u64) -> Result<(), MigrationError> {
         let mut pause = self
             .limiter
-            .debit(Instant::now(), sent.saturating_sub(self.debited));
-        self.debited = sent;
+            .debit(Instant::now(), produced.saturating_sub(self.debited));
+        self.debited = produced;
         while !pause.is_zero() {
             self.check_cancel()?;
             thread::sleep(pause.min(MAX_PAUSE));
@@ -651,7 +660,7 @@ impl Sender {
     }
 
     /// Measures a harvest and decides; `true` when it is time to stop and copy.
-    fn sync(&mut self, dirty: &DirtyBitmap) -> bool {
+    fn sync(&mut self, dirty: &DirtyBitmap, produced: u64) -> bool {
         let now = Instant::now();
         let sent = self.shared.transferred.load(Ordering::Relaxed);
         let period = now.saturating_duration_since(self.last_sync);
@@ -659,6 +668,7 @@ impl Sender {
             dirty_pages: dirty.count(),
             transferred: sent.saturating_sub(self.transferred_at_sync),
             bandwidth: self.bandwidth.bytes_per_sec(),
+            queued: produced.saturating_sub(sent),
         };
         self.last_sync = now;
         self.transferred_at_sync = sent;

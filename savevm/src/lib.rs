@@ -85,7 +85,7 @@ mod state;
 pub mod testing;
 mod writer;
 
-pub use behind::{write_behind, WriteBehind};
+pub use behind::{sink_behind, write_behind, SinkBehind, WriteBehind};
 pub use codec::{Decoder, Encoder};
 pub use error::{Error, Result};
 pub use format::{
