@@ -59,3 +59,6 @@ fn fpu() {
 }
 
 guest_tests!(paging);
+
+// The migration benchmark's fill-then-idle guest, with its defaults.
+guest_tests!(fill);

@@ -1,0 +1,613 @@
+//! Live migration over loopback TCP, tern beside QEMU: the same guest programs, the same
+//! settings, the same QMP driver, one emulator right after the other in the same run.
+//! Absolute times on a shared host drift from run to run; the pair does not.
+//!
+//! ```text
+//!   bench ──QMP──> source  (tern run | qemu-system-i386)   --serial file:src.txt
+//!     │              │ migrate tcp:127.0.0.1:PORT
+//!     │              v
+//!     └──QMP──> destination (same command line + --incoming / -incoming)
+//! ```
+//!
+//! For each case and emulator: start the source, wait until its guest has reached its
+//! steady state (a serial line), start the destination, set the parameters, `migrate`,
+//! poll `query-migrate` until the migration ends or [`CAP`] passes (then
+//! `migrate_cancel`: "did not converge"), check that the destination runs and the source
+//! is `postmigrate`, quit both. Run with
+//!
+//! ```text
+//! cargo bench -p frontend --bench migrate [-- CASE...]     CASE: idle fill dirty64m dirty1g
+//! ```
+//!
+//! `TERN_QEMU` names another QEMU binary; without a working QEMU only tern runs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Longest a migration may run before it is cancelled.
+const CAP: Duration = Duration::from_secs(60);
+/// Longest wait for a process to come up, a guest to reach its steady state, a cancel.
+const WAIT: Duration = Duration::from_secs(60);
+/// Guest RAM of every case, in MiB.
+const RAM_MIB: u64 = 2048;
+/// QEMU has no "unlimited" bandwidth; this is far above what loopback carries.
+const QEMU_UNLIMITED: u64 = 100_000_000_000;
+const MIB: f64 = (1u64 << 20) as f64;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Emu {
+    Tern,
+    Qemu,
+}
+
+impl Emu {
+    fn name(self) -> &'static str {
+        match self {
+            Emu::Tern => "tern",
+            Emu::Qemu => "qemu",
+        }
+    }
+}
+
+struct Case {
+    name: &'static str,
+    what: &'static str,
+    guest: &'static str,
+    append: &'static str,
+    /// The serial text that shows the guest has reached its steady state.
+    ready: &'static str,
+    /// RAM page payload a complete migration must have carried, in MiB: the guest's
+    /// non-zero memory.
+    min_payload_mib: u64,
+    /// Serial text the destination's guest prints once it runs, if it prints anything.
+    dst_prints: Option<&'static str>,
+    /// Bytes per second; `None` is unlimited.
+    bandwidth: Option<u64>,
+    auto_converge: bool,
+    downtime_ms: u64,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "idle",
+        min_payload_mib: 0,
+        dst_prints: None,
+        what: "2 GiB guest idling in a HLT loop with a 100 Hz timer",
+        guest: "fill",
+        append: "fill=0 idle=0",
+        ready: "filled 0 MiB",
+        bandwidth: None,
+        auto_converge: false,
+        downtime_ms: 300,
+    },
+    Case {
+        name: "fill",
+        min_payload_mib: 1024,
+        dst_prints: None,
+        what: "2 GiB guest, 1 GiB of it non-zero, then idling",
+        guest: "fill",
+        append: "fill=1024 idle=0",
+        ready: "filled 1024 MiB",
+        bandwidth: None,
+        auto_converge: false,
+        downtime_ms: 300,
+    },
+    Case {
+        name: "dirty64m",
+        min_payload_mib: 64,
+        dst_prints: Some("count "),
+        what: "2 GiB guest rewriting 64 MiB without pause; 100 MiB/s, auto-converge",
+        guest: "counter",
+        append: "pages=16384",
+        ready: "count 000005",
+        bandwidth: Some(100 << 20),
+        auto_converge: true,
+        downtime_ms: 300,
+    },
+    Case {
+        name: "dirty1g",
+        min_payload_mib: 1024,
+        dst_prints: Some("count "),
+        what: "2 GiB guest rewriting 1 GiB without pause; unlimited, auto-converge",
+        guest: "counter",
+        append: "pages=262144",
+        ready: "count 000005",
+        bandwidth: None,
+        auto_converge: true,
+        downtime_ms: 300,
+    },
+];
+
+/// A QMP connection: one JSON object per line each way; events are skipped.
+struct Qmp {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Qmp {
+    /// Connects (retrying while the process starts), reads the greeting, negotiates.
+    fn connect(path: &Path, proc: &mut Proc) -> Result<Qmp> {
+        let deadline = Instant::now() + WAIT;
+        let s = loop {
+            match UnixStream::connect(path) {
+                Ok(s) => break s,
+                Err(e) => {
+                    if let Some(st) = proc.child.try_wait()? {
+                        bail!("{} exited ({st}): {}", proc.label, proc.stderr_tail());
+                    }
+                    if Instant::now() > deadline {
+                        bail!("{}: no QMP socket: {e}", proc.label);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        s.set_read_timeout(Some(WAIT))?;
+        let mut q = Qmp {
+            r: BufReader::new(s.try_clone()?),
+            w: s,
+        };
+        let greeting = q.read()?;
+        if greeting.get("QMP").is_none() {
+            bail!("not a QMP greeting: {greeting}");
+        }
+        q.cmd("qmp_capabilities", json!({}))?;
+        Ok(q)
+    }
+
+    fn read(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.r.read_line(&mut line)? == 0 {
+                bail!("QMP connection closed");
+            }
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&line).context("QMP reply")?;
+            if v.get("event").is_none() {
+                return Ok(v);
+            }
+        }
+    }
+
+    fn cmd(&mut self, name: &str, args: Value) -> Result<Value> {
+        let mut msg = json!({ "execute": name });
+        if args.as_object().is_some_and(|a| !a.is_empty()) {
+            msg["arguments"] = args;
+        }
+        let mut text = msg.to_string();
+        text.push('\n');
+        self.w.write_all(text.as_bytes())?;
+        let reply = self.read()?;
+        match reply.get("return") {
+            Some(r) => Ok(r.clone()),
+            None => Err(anyhow!("{name}: {}", reply["error"]["desc"])),
+        }
+    }
+
+    fn status(&mut self) -> Result<String> {
+        Ok(self.cmd("query-status", json!({}))?["status"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string())
+    }
+}
+
+/// One emulator process, killed when dropped if it is still running.
+struct Proc {
+    label: String,
+    child: Child,
+    qmp_path: PathBuf,
+    serial: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    fn start(
+        emu: Emu,
+        qemu: &str,
+        case: &Case,
+        dir: &Path,
+        role: &str,
+        incoming: Option<u16>,
+    ) -> Result<Proc> {
+        let label = format!("{} {role}", emu.name());
+        let qmp_path = dir.join(format!("{}-{role}.qmp", emu.name()));
+        let serial = dir.join(format!("{}-{role}.txt", emu.name()));
+        let stderr = dir.join(format!("{}-{role}.err", emu.name()));
+        let _ = std::fs::remove_file(&qmp_path);
+        let _ = std::fs::remove_file(&serial);
+        let kernel = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/guests")
+            .join(format!("{}.bin", case.guest));
+        let mut cmd = match emu {
+            Emu::Tern => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_tern"));
+                c.arg("run")
+                    .arg("--kernel")
+                    .arg(&kernel)
+                    .args(["--append", case.append])
+                    .args(["--memory", "2G"])
+                    .arg("--serial")
+                    .arg(format!("file:{}", serial.display()))
+                    .arg("--qmp")
+                    .arg(format!("unix:{}", qmp_path.display()))
+                    .arg("--no-reboot");
+                if let Some(port) = incoming {
+                    c.args(["--incoming", &format!("tcp:127.0.0.1:{port}")]);
+                }
+                c
+            }
+            Emu::Qemu => {
+                // -nodefaults: no VGA or NIC, whose video RAM and option ROMs tern does
+                // not have and would otherwise migrate as well.
+                let mut c = Command::new(qemu);
+                c.args(["-accel", "tcg", "-nodefaults", "-display", "none"])
+                    .arg("-kernel")
+                    .arg(&kernel)
+                    .args(["-append", case.append])
+                    .args(["-m", &RAM_MIB.to_string()])
+                    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+                    .arg("-serial")
+                    .arg(format!("file:{}", serial.display()))
+                    .arg("-qmp")
+                    .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
+                    .arg("-no-reboot");
+                if let Some(port) = incoming {
+                    c.args(["-incoming", &format!("tcp:127.0.0.1:{port}")]);
+                }
+                c
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?)
+            .spawn()
+            .with_context(|| format!("starting {label}"))?;
+        Ok(Proc {
+            label,
+            child,
+            qmp_path,
+            serial,
+            stderr,
+        })
+    }
+
+    fn serial_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
+    }
+
+    fn stderr_tail(&self) -> String {
+        let t =
+            String::from_utf8_lossy(&std::fs::read(&self.stderr).unwrap_or_default()).into_owned();
+        let lines: Vec<&str> = t.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" | ")
+    }
+
+    fn wait_serial(&mut self, text: &str, limit: Duration) -> Result<Duration> {
+        let t0 = Instant::now();
+        while !self.serial_text().contains(text) {
+            if let Some(st) = self.child.try_wait()? {
+                bail!("{} exited ({st}): {}", self.label, self.stderr_tail());
+            }
+            if t0.elapsed() > limit {
+                bail!(
+                    "{}: no {text:?} on the serial port in {limit:?}",
+                    self.label
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(t0.elapsed())
+    }
+
+    /// `quit` over QMP, then a kill if the process lingers.
+    fn quit(mut self, q: Option<&mut Qmp>) {
+        if let Some(q) = q {
+            let _ = q.cmd("quit", json!({}));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What one migration did.
+#[derive(Default)]
+struct Outcome {
+    /// `completed`, `did not converge in 60 s`, `failed: ...`, or an error of the bench.
+    result: String,
+    completed: bool,
+    total_ms: Option<u64>,
+    downtime_ms: Option<u64>,
+    transferred: Option<u64>,
+    normal_bytes: Option<u64>,
+    passes: Option<u64>,
+    throttle: Option<u64>,
+    /// Time from start to the guest's steady state on the source.
+    ready: Option<Duration>,
+    /// Run states after the migration: destination, source.
+    states: Option<(String, String)>,
+}
+
+impl Outcome {
+    fn take(&mut self, info: &Value) {
+        let n = |v: &Value| v.as_u64();
+        if let Some(v) = n(&info["total-time"]) {
+            self.total_ms = Some(v);
+        }
+        if let Some(v) = n(&info["downtime"]) {
+            self.downtime_ms = Some(v);
+        }
+        if let Some(v) = n(&info["cpu-throttle-percentage"]) {
+            self.throttle = Some(v);
+        }
+        let ram = &info["ram"];
+        if let Some(v) = n(&ram["transferred"]) {
+            self.transferred = Some(v);
+        }
+        if let Some(v) = n(&ram["normal-bytes"]) {
+            self.normal_bytes = Some(v);
+        }
+        if let Some(v) = n(&ram["dirty-sync-count"]) {
+            self.passes = Some(v);
+        }
+    }
+
+    /// RAM page payload per second of the whole migration.
+    fn payload_rate(&self) -> Option<f64> {
+        let ms = self.total_ms.filter(|&t| t > 0)?;
+        Some(self.normal_bytes? as f64 / MIB / (ms as f64 / 1000.0))
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn run_case(emu: Emu, qemu: &str, case: &Case, dir: &Path) -> Outcome {
+    let mut out = Outcome::default();
+    if let Err(e) = migrate(emu, qemu, case, dir, &mut out) {
+        out.result = format!("error: {e:#}");
+    }
+    out
+}
+
+fn migrate(emu: Emu, qemu: &str, case: &Case, dir: &Path, out: &mut Outcome) -> Result<()> {
+    let t0 = Instant::now();
+    let mut src = Proc::start(emu, qemu, case, dir, "src", None)?;
+    let mut sq = Qmp::connect(&src.qmp_path.clone(), &mut src)?;
+    src.wait_serial(case.ready, WAIT)?;
+    out.ready = Some(t0.elapsed());
+
+    let port = free_port()?;
+    let mut dst = Proc::start(emu, qemu, case, dir, "dst", Some(port))?;
+    let mut dq = Qmp::connect(&dst.qmp_path.clone(), &mut dst)?;
+    let st = dq.status()?;
+    if st != "inmigrate" {
+        bail!("destination is {st}, not inmigrate");
+    }
+
+    sq.cmd(
+        "migrate-set-capabilities",
+        json!({"capabilities": [{"capability": "auto-converge", "state": case.auto_converge}]}),
+    )?;
+    let bandwidth = match (case.bandwidth, emu) {
+        (Some(b), _) => b,
+        (None, Emu::Tern) => 0,
+        (None, Emu::Qemu) => QEMU_UNLIMITED,
+    };
+    sq.cmd(
+        "migrate-set-parameters",
+        json!({"max-bandwidth": bandwidth, "downtime-limit": case.downtime_ms}),
+    )?;
+
+    let start = Instant::now();
+    sq.cmd("migrate", json!({"uri": format!("tcp:127.0.0.1:{port}")}))?;
+    let status = loop {
+        let info = sq.cmd("query-migrate", json!({}))?;
+        out.take(&info);
+        let status = info["status"].as_str().unwrap_or("?").to_string();
+        match status.as_str() {
+            "completed" => break status,
+            "failed" | "cancelled" => {
+                bail!("{status}: {}", info["error-desc"].as_str().unwrap_or(""));
+            }
+            _ => {}
+        }
+        if start.elapsed() > CAP {
+            break "capped".to_string();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    if status == "capped" {
+        out.result = format!("did not converge in {} s", CAP.as_secs());
+        sq.cmd("migrate_cancel", json!({}))?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = sq.cmd("query-migrate", json!({}))?["status"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            if s == "cancelled" || s == "failed" {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("cancel did not finish: {s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The source runs on; the destination has nothing to run.
+        out.states = Some(("-".into(), sq.status()?));
+        src.quit(Some(&mut sq));
+        dst.quit(Some(&mut dq));
+        return Ok(());
+    }
+
+    out.completed = true;
+    // The destination resumes once it has loaded the device state, just after the
+    // source reports completion.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dst_state = loop {
+        let s = dq.status()?;
+        if s == "running" || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let src_state = sq.status()?;
+    let payload_mib = out.normal_bytes.unwrap_or(0) >> 20;
+    let printed = match case.dst_prints {
+        Some(text) => dst.wait_serial(text, Duration::from_secs(10)).is_ok(),
+        None => true,
+    };
+    out.result = if dst_state != "running" || src_state != "postmigrate" {
+        format!("completed, but dst {dst_state}, src {src_state}")
+    } else if payload_mib < case.min_payload_mib {
+        format!("completed, but only {payload_mib} MiB of pages went")
+    } else if !printed {
+        "completed, but the destination's guest printed nothing".into()
+    } else {
+        "completed".into()
+    };
+    out.states = Some((dst_state, src_state));
+    src.quit(Some(&mut sq));
+    dst.quit(Some(&mut dq));
+    Ok(())
+}
+
+fn qemu_binary() -> Option<String> {
+    let bin = std::env::var("TERN_QEMU").unwrap_or_else(|_| "qemu-system-i386".into());
+    let ok = Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(bin)
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("-".into(), |v| v.to_string())
+}
+
+fn row(case: &str, emu: &str, o: &Outcome) -> String {
+    format!(
+        "{:<9} {:<5} {:>8} {:>9} {:>9} {:>7} {:>9} {:>6}  {}",
+        case,
+        emu,
+        opt(o.total_ms.map(|t| format!("{:.2}", t as f64 / 1000.0))),
+        opt(o.downtime_ms.filter(|_| o.completed)),
+        opt(o.transferred.map(|b| format!("{:.0}", b as f64 / MIB))),
+        opt(o.passes),
+        opt(o.payload_rate().map(|r| format!("{r:.0}"))),
+        opt(o.throttle),
+        o.result,
+    )
+}
+
+fn main() {
+    // `cargo bench -p frontend --bench migrate -- idle fill` runs only those.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for o in &only {
+        if !CASES.iter().any(|c| c.name == o) {
+            let names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+            eprintln!("unknown case {o:?}; cases: {}", names.join(" "));
+            std::process::exit(2);
+        }
+    }
+    let qemu = qemu_binary();
+    let mut emus = vec![Emu::Tern];
+    match &qemu {
+        Some(q) => {
+            emus.push(Emu::Qemu);
+            let v = Command::new(q).arg("--version").output().ok();
+            let v = v.map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            });
+            println!("QEMU: {}", v.unwrap_or_default());
+        }
+        None => println!("qemu-system-i386 not found (set TERN_QEMU): tern only"),
+    }
+    let qemu = qemu.unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("tern-migbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+
+    let header = format!(
+        "{:<9} {:<5} {:>8} {:>9} {:>9} {:>7} {:>9} {:>6}  {}",
+        "case", "emu", "total s", "downtime", "sent MiB", "passes", "pay MiB/s", "thr %", "result"
+    );
+    let mut rows = Vec::new();
+    for case in CASES
+        .iter()
+        .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
+    {
+        let bw = case
+            .bandwidth
+            .map_or("unlimited".to_string(), |b| format!("{} MiB/s", b >> 20));
+        println!(
+            "\n{}: {}\n  guest {}.bin \"{}\", {RAM_MIB} MiB; max-bandwidth {bw}, downtime-limit {} ms, auto-converge {}",
+            case.name,
+            case.what,
+            case.guest,
+            case.append,
+            case.downtime_ms,
+            if case.auto_converge { "on" } else { "off" },
+        );
+        for &emu in &emus {
+            let o = run_case(emu, &qemu, case, &dir);
+            println!(
+                "  {:<5} guest ready after {}; states after: {}",
+                emu.name(),
+                opt(o.ready.map(|d| format!("{:.1} s", d.as_secs_f64()))),
+                o.states
+                    .as_ref()
+                    .map_or("-".into(), |(d, s)| format!("dst {d}, src {s}")),
+            );
+            println!("  {}", row(case.name, emu.name(), &o));
+            rows.push(row(case.name, emu.name(), &o));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("\n{header}");
+    for r in rows {
+        println!("{r}");
+    }
+    println!(
+        "\ntotal s and downtime (ms) as the source's query-migrate reports them; sent MiB: \
+         ram.transferred; passes: ram.dirty-sync-count; pay MiB/s: ram.normal-bytes over the \
+         total time; thr %: the last auto-converge throttle seen."
+    );
+}
