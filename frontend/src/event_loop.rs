@@ -47,6 +47,11 @@ const SLICE_START: u64 = 200_000;
 const SLICE_MIN: u64 = 10_000;
 const SLICE_MAX: u64 = 2_000_000;
 const SLICE_TARGET: Duration = Duration::from_millis(1);
+/// Longest wait a throttled vCPU makes at once: monitors and the migration thread are
+/// served in between.
+const THROTTLE_PAUSE: Duration = Duration::from_millis(20);
+/// A throttle (in parts per million) from which the vCPU runs minimal slices.
+const THROTTLE_SHORT_SLICES: u64 = 990_000;
 
 /// What a registered source is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,6 +203,8 @@ impl EventLoop {
         // Where the last slice left the CPU: `Some(deadline)` while halted.
         let mut halted: Option<Option<u64>> = None;
         let mut slice = SLICE_START;
+        // Auto-converge: host time the vCPU still owes for the time it ran.
+        let mut throttle_debt = Duration::ZERO;
         loop {
             if self.serial.deliver(&mut self.reg, &mut self.vm) {
                 halted = None;
@@ -220,7 +227,16 @@ impl EventLoop {
                     ),
                 }
             };
+            // A throttled vCPU pays its debt here, where host events still wake the loop.
+            let timeout = if throttle_debt.is_zero() || !self.vm.is_running() {
+                timeout
+            } else {
+                let pay = throttle_debt.min(THROTTLE_PAUSE);
+                Some(timeout.map_or(pay, |t| t.max(pay)))
+            };
+            let waited_from = Instant::now();
             let ready = self.reg.wait(timeout).context("waiting for host events")?;
+            throttle_debt = throttle_debt.saturating_sub(waited_from.elapsed());
             if !ready.is_empty() {
                 halted = None;
             }
@@ -239,13 +255,24 @@ impl EventLoop {
             if !self.vm.is_running() {
                 continue;
             }
+            // Auto-converge: the vCPU gives up that share of its time, so the guest
+            // dirties less.
+            let throttle = u64::from(self.vm.migration.throttle_ppm());
+            if throttle == 0 {
+                throttle_debt = Duration::ZERO;
+            } else if !throttle_debt.is_zero() {
+                continue;
+            } else if throttle >= THROTTLE_SHORT_SLICES {
+                // Short slices, so the guest moves in small steps rather than in a
+                // burst followed by a long sleep.
+                slice = SLICE_MIN;
+            }
             let started = Instant::now();
             let event = self.vm.machine.run(slice);
             let took = started.elapsed();
-            // Auto-converge: give up p% of the vCPU's time so the guest dirties less.
-            let throttle = u32::from(self.vm.migration.throttle());
             if throttle > 0 {
-                std::thread::sleep(took * throttle / (100 - throttle));
+                let ppm = u64::from(migration::PPM);
+                throttle_debt += took.mul_f64(throttle as f64 / (ppm - throttle) as f64);
             }
             if took > SLICE_TARGET * 2 {
                 slice = (slice / 2).max(SLICE_MIN);

@@ -97,9 +97,10 @@ impl MigrationCtl {
     pub fn info(&self) -> MigrationInfo {
         if let Some(o) = &self.outgoing {
             let mut i = o.mig.info();
-            let t = o.mig.cpu_throttle_percentage();
+            let t = o.mig.cpu_throttle_ppm();
             if t > 0 {
-                i.cpu_throttle_percentage = Some(t);
+                i.cpu_throttle_percentage = Some(o.mig.cpu_throttle_percentage());
+                i.cpu_throttle_ppm = Some(t);
             }
             i
         } else if let Some(i) = &self.incoming {
@@ -122,11 +123,13 @@ impl MigrationCtl {
             .and_then(|i| i.mig.address().cloned())
     }
 
-    pub fn throttle(&self) -> u8 {
+    /// The auto-converge throttle in parts per million of the vCPU's time
+    /// ([`migration::PPM`]), 0 when there is none.
+    pub fn throttle_ppm(&self) -> u32 {
         self.outgoing
             .as_ref()
             .filter(|o| !o.mig.status().is_final())
-            .map_or(0, |o| o.mig.cpu_throttle_percentage())
+            .map_or(0, |o| o.mig.cpu_throttle_ppm())
     }
 
     pub fn cancel(&self) {

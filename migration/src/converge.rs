@@ -13,8 +13,16 @@
 //!  throttle          = auto-converge off: 0
 //!                      on, not complete, two or more highs in a row:
 //!                          0 → cpu-throttle-initial, then + cpu-throttle-increment per
-//!                          further high harvest, at most 99
+//!                          further high harvest, up to 99 %; then, beyond QEMU, the
+//!                          guest's remaining share of time halves per further high
+//!                          harvest, down to 1/100 000 (99.999 %)
 //! ```
+//!
+//! QEMU stops at 99 %, and a guest that rewrites its memory fast enough outpaces the link
+//! even at 1 % of its speed (64 MiB rewritten continuously never fits 300 ms at 100 MiB/s).
+//! An interpreter can slow its guest as far as it likes and keep timers and monitors
+//! alive, so tern goes on: the throttle is kept in parts per million, and the
+//! `cpu-throttle-percentage` QEMU's tools read stays at 99 past that point.
 //!
 //! The bandwidth is the one measured on the link while pages went out (rate-limit pauses
 //! included). Before anything could be timed it is `max-bandwidth`; with no limit either,
@@ -23,6 +31,11 @@
 //! very next harvest.
 
 use crate::params::{ParamValues, MAX_THROTTLE};
+
+/// The throttle's unit: parts per million of the vCPU's time given up.
+pub const PPM: u32 = 1_000_000;
+/// The strongest throttle: the guest keeps 10 ppm of its time.
+pub const MAX_THROTTLE_PPM: u32 = PPM - 10;
 
 const PAGE_SIZE: u64 = savevm::PAGE_SIZE as u64;
 
@@ -46,15 +59,15 @@ pub(crate) struct Verdict {
     pub complete: bool,
     pub expected_downtime_ms: u64,
     pub not_converging: bool,
-    /// The throttle percentage the vCPU must obey from now on.
-    pub throttle: u8,
+    /// The share of its time the vCPU must give up from now on, in [`PPM`].
+    pub throttle_ppm: u32,
 }
 
 /// The state carried from one harvest to the next.
 #[derive(Debug, Default)]
 pub(crate) struct Convergence {
     high_in_a_row: u32,
-    throttle: u8,
+    throttle_ppm: u32,
 }
 
 impl Convergence {
@@ -75,21 +88,23 @@ impl Convergence {
             self.high_in_a_row = 0;
         }
         let stuck = !complete && self.high_in_a_row >= 2;
+        let pct = |p: u8| u32::from(p) * (PPM / 100);
+        let max_pct = pct(MAX_THROTTLE);
         if !p.auto_converge {
-            self.throttle = 0;
+            self.throttle_ppm = 0;
         } else if stuck {
-            self.throttle = if self.throttle == 0 {
-                p.cpu_throttle_initial
-            } else {
-                self.throttle.saturating_add(p.cpu_throttle_increment)
-            }
-            .min(MAX_THROTTLE);
+            self.throttle_ppm = match self.throttle_ppm {
+                0 => pct(p.cpu_throttle_initial),
+                t if t < max_pct => (t + pct(p.cpu_throttle_increment)).min(max_pct),
+                // Past QEMU's ceiling: halve what the guest keeps.
+                t => (PPM - (PPM - t) / 2).min(MAX_THROTTLE_PPM),
+            };
         }
         Verdict {
             complete,
             expected_downtime_ms,
             not_converging: stuck,
-            throttle: self.throttle,
+            throttle_ppm: self.throttle_ppm,
         }
     }
 }
@@ -166,7 +181,7 @@ mod tests {
         for _ in 0..5 {
             let v = c.decide(&f, &p);
             assert!(!v.complete && v.not_converging);
-            assert_eq!(v.throttle, 0);
+            assert_eq!(v.throttle_ppm, 0);
         }
         // The guest calms down: no longer reported.
         let v = c.decide(&facts(250_000, 4 << 30, 10.0 * MB), &p);
@@ -179,13 +194,23 @@ mod tests {
         let mut p = params();
         p.auto_converge = true;
         let f = facts(250_000, 1 << 30, 10.0 * MB);
-        let steps: Vec<u8> = (0..12).map(|_| c.decide(&f, &p).throttle).collect();
-        assert_eq!(steps, [0, 20, 30, 40, 50, 60, 70, 80, 90, 99, 99, 99]);
+        let steps: Vec<u32> = (0..12).map(|_| c.decide(&f, &p).throttle_ppm).collect();
+        assert_eq!(
+            steps,
+            [
+                0, 200_000, 300_000, 400_000, 500_000, 600_000, 700_000, 800_000, 900_000, 990_000,
+                995_000, 997_500
+            ]
+        );
+        // Past 99 % the guest's share keeps halving, down to the floor.
+        let last = (0..30).map(|_| c.decide(&f, &p).throttle_ppm).last();
+        assert_eq!(last, Some(MAX_THROTTLE_PPM));
         // A calm harvest keeps the throttle where it is; turning the capability off
         // lifts it.
-        assert_eq!(c.decide(&facts(10, 1 << 30, 10.0 * MB), &p).throttle, 99);
+        let calm = facts(10, 1 << 30, 10.0 * MB);
+        assert_eq!(c.decide(&calm, &p).throttle_ppm, MAX_THROTTLE_PPM);
         p.auto_converge = false;
-        assert_eq!(c.decide(&f, &p).throttle, 0);
+        assert_eq!(c.decide(&f, &p).throttle_ppm, 0);
     }
 
     #[test]
@@ -196,7 +221,7 @@ mod tests {
         p.cpu_throttle_initial = 50;
         p.cpu_throttle_increment = 30;
         let f = facts(250_000, 1 << 30, 10.0 * MB);
-        let steps: Vec<u8> = (0..4).map(|_| c.decide(&f, &p).throttle).collect();
-        assert_eq!(steps, [0, 50, 80, 99]);
+        let steps: Vec<u32> = (0..5).map(|_| c.decide(&f, &p).throttle_ppm).collect();
+        assert_eq!(steps, [0, 500_000, 800_000, 990_000, 995_000]);
     }
 }

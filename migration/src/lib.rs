@@ -75,6 +75,7 @@ pub mod stats;
 pub mod transport;
 pub mod uri;
 
+pub use converge::{MAX_THROTTLE_PPM, PPM};
 pub use error::MigrationError;
 pub use incoming::{IncomingMigration, IncomingSetup};
 pub use link::{Completion, DeviceSection, MigrationEvent, Reply, VmLink, VmRequest, Waker};

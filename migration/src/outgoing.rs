@@ -43,7 +43,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
@@ -52,10 +52,11 @@ use std::time::{Duration, Instant};
 use memory::{DirtyBitmap, GuestMemory};
 use savevm::{Config, Description, StreamWriter, FLAG_LIVE};
 
-use crate::converge::{Convergence, SyncFacts};
+use crate::converge::{Convergence, SyncFacts, PPM};
 use crate::error::MigrationError;
 use crate::link::{AskError, MigrationEvent, VmLink, VmPort, VmRequest, Waker};
 use crate::params::MigrationParams;
+use crate::params::MAX_THROTTLE;
 use crate::ram::RamSource;
 use crate::rate::{BandwidthEstimate, RateLimiter, MAX_PAUSE};
 use crate::stats::{MigrationInfo, MigrationStatus, RamStats};
@@ -106,7 +107,8 @@ struct Shared {
     state: Mutex<State>,
     cancel: AtomicBool,
     canceller: Mutex<Option<Canceller>>,
-    throttle: AtomicU8,
+    /// The auto-converge throttle, in [`crate::converge::PPM`] of the vCPU's time.
+    throttle_ppm: AtomicU32,
     transferred: Arc<AtomicU64>,
     port: VmPort,
 }
@@ -175,7 +177,7 @@ impl OutgoingMigration {
             }),
             cancel: AtomicBool::new(false),
             canceller: Mutex::new(None),
-            throttle: AtomicU8::new(0),
+            throttle_ppm: AtomicU32::new(0),
             transferred: Arc::new(AtomicU64::new(0)),
             port,
         });
@@ -220,7 +222,7 @@ impl OutgoingMigration {
         let total_time = Some(ms(end.saturating_duration_since(st.started)));
         let mut ram = st.ram.clone();
         ram.transferred = self.shared.transferred.load(Ordering::Relaxed);
-        let throttle = self.shared.throttle.load(Ordering::Relaxed);
+        let throttle = self.cpu_throttle_percentage();
         let status = st.status;
         match status {
             MigrationStatus::Active | MigrationStatus::Device | MigrationStatus::Cancelling => {
@@ -231,6 +233,7 @@ impl OutgoingMigration {
                     expected_downtime_ms: st.expected_downtime_ms,
                     ram: Some(ram),
                     cpu_throttle_percentage: (throttle > 0).then_some(throttle),
+                    cpu_throttle_ppm: (throttle > 0).then(|| self.cpu_throttle_ppm()),
                     not_converging: st.not_converging,
                     ..MigrationInfo::default()
                 }
@@ -262,11 +265,20 @@ impl OutgoingMigration {
         lock(&self.shared.state).error.clone()
     }
 
-    /// The share of time (percent, 0-99) the vCPU must leave idle: after running for `t`,
-    /// it sleeps `t × p / (100 - p)`. Read it before every slice; 0 once the migration
-    /// ends.
+    /// The share of time (percent, 0-99) the vCPU must leave idle, as QEMU reports it
+    /// (`cpu-throttle-percentage`); [`OutgoingMigration::cpu_throttle_ppm`] is exact.
     pub fn cpu_throttle_percentage(&self) -> u8 {
-        self.shared.throttle.load(Ordering::Relaxed)
+        let ppm = self.cpu_throttle_ppm();
+        // Past 99 % (tern's own range) QEMU's figure stays at 99; a throttle that is on
+        // never shows as 0.
+        (ppm / (PPM / 100)).clamp(u32::from(ppm > 0), u32::from(MAX_THROTTLE)) as u8
+    }
+
+    /// The throttle in parts per million: after running for `t`, the vCPU sleeps
+    /// `t × ppm / (1 000 000 - ppm)`. Read it before every slice; 0 once the migration
+    /// ends.
+    pub fn cpu_throttle_ppm(&self) -> u32 {
+        self.shared.throttle_ppm.load(Ordering::Relaxed)
     }
 
     /// `migrate_cancel`: from any thread, at any stage. No effect once the migration is
@@ -367,7 +379,7 @@ impl Sender {
         let ok = result.is_ok();
         // Nothing left for a late cancel to shut down.
         lock(&self.shared.canceller).take();
-        self.shared.throttle.store(0, Ordering::Relaxed);
+        self.shared.throttle_ppm.store(0, Ordering::Relaxed);
         // Not given up on a cancel: the status becomes final only once the VM thread has
         // disabled the log and resumed the guest, so a new migration cannot overlap this
         // one's cleanup.
@@ -674,8 +686,8 @@ impl Sender {
         self.transferred_at_sync = sent;
         let verdict = self.converge.decide(&facts, &self.params.values());
         self.shared
-            .throttle
-            .store(verdict.throttle, Ordering::Relaxed);
+            .throttle_ppm
+            .store(verdict.throttle_ppm, Ordering::Relaxed);
         let mut st = lock(&self.shared.state);
         if period >= Duration::from_millis(1) {
             st.ram.dirty_pages_rate = (facts.dirty_pages as f64 / period.as_secs_f64()) as u64;

@@ -111,6 +111,9 @@ pub struct MigrationInfo {
     pub ram: Option<RamStats>,
     /// The auto-converge throttle, while it is above zero.
     pub cpu_throttle_percentage: Option<u8>,
+    /// The same, exact, in parts per million (tern's own field: past 99 % the percentage
+    /// stays at 99 while the throttle goes on).
+    pub cpu_throttle_ppm: Option<u32>,
     pub not_converging: bool,
     pub error_desc: Option<String>,
 }
@@ -133,6 +136,11 @@ impl MigrationInfo {
             &mut j,
             "cpu-throttle-percentage",
             self.cpu_throttle_percentage.map(u64::from),
+        );
+        num(
+            &mut j,
+            "cpu-throttle-ppm",
+            self.cpu_throttle_ppm.map(u64::from),
         );
         if self.not_converging {
             j.push_str(",\"not-converging\":true");

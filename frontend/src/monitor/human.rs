@@ -358,8 +358,19 @@ fn render_migration(m: &migration::MigrationInfo) -> String {
         let _ = writeln!(o, "page size: {} kbytes", r.page_size >> 10);
         let _ = writeln!(o, "dirty pages rate: {} pages", r.dirty_pages_rate);
     }
-    if let Some(p) = m.cpu_throttle_percentage {
-        let _ = writeln!(o, "cpu throttle percentage: {p}");
+    match (m.cpu_throttle_percentage, m.cpu_throttle_ppm) {
+        // Past 99 % the exact figure says how far the throttle has gone.
+        (Some(p), Some(ppm)) if ppm > u32::from(p) * 10_000 => {
+            let _ = writeln!(
+                o,
+                "cpu throttle percentage: {p} (exactly {:.4} %)",
+                f64::from(ppm) / 10_000.0
+            );
+        }
+        (Some(p), _) => {
+            let _ = writeln!(o, "cpu throttle percentage: {p}");
+        }
+        _ => {}
     }
     if m.not_converging {
         let _ = writeln!(
