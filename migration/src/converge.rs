@@ -15,7 +15,10 @@
 //!                          0 → cpu-throttle-initial, then + cpu-throttle-increment per
 //!                          further high harvest, up to 99 %; then, beyond QEMU, the
 //!                          guest's remaining share of time halves per further high
-//!                          harvest, down to 1/100 000 (99.999 %)
+//!                          harvest, down to 1/100 000 (99.999 %);
+//!                          and at once as far as the measurement says it takes: the
+//!                          guest keeps share × (bandwidth × downtime-limit) / dirty
+//!                          bytes of its time, if that is less than the step gives
 //! ```
 //!
 //! QEMU stops at 99 %, and a guest that rewrites its memory fast enough outpaces the link
@@ -93,12 +96,18 @@ impl Convergence {
         if !p.auto_converge {
             self.throttle_ppm = 0;
         } else if stuck {
-            self.throttle_ppm = match self.throttle_ppm {
+            let step = match self.throttle_ppm {
                 0 => pct(p.cpu_throttle_initial),
                 t if t < max_pct => (t + pct(p.cpu_throttle_increment)).min(max_pct),
                 // Past QEMU's ceiling: halve what the guest keeps.
-                t => (PPM - (PPM - t) / 2).min(MAX_THROTTLE_PPM),
+                t => PPM - (PPM - t) / 2,
             };
+            // What would fit at once: the guest keeps the share of its time that dirties
+            // no more than the link carries within the downtime limit.
+            let fits = bandwidth.map_or(0.0, |b| b * p.downtime_limit_ms as f64 / 1000.0);
+            let keeps = f64::from(PPM - self.throttle_ppm) * fits / dirty_bytes as f64;
+            let aimed = PPM - (keeps as u32).min(PPM);
+            self.throttle_ppm = step.max(aimed).min(MAX_THROTTLE_PPM);
         }
         Verdict {
             complete,
@@ -193,7 +202,9 @@ mod tests {
         let mut c = Convergence::default();
         let mut p = params();
         p.auto_converge = true;
-        let f = facts(250_000, 1 << 30, 10.0 * MB);
+        // Dirty just past what fits (300 ms of 10 MB/s is 733 pages), so QEMU's steps
+        // are the stronger rule.
+        let f = facts(800, 4096, 10.0 * MB);
         let steps: Vec<u32> = (0..12).map(|_| c.decide(&f, &p).throttle_ppm).collect();
         assert_eq!(
             steps,
@@ -220,8 +231,26 @@ mod tests {
         p.auto_converge = true;
         p.cpu_throttle_initial = 50;
         p.cpu_throttle_increment = 30;
-        let f = facts(250_000, 1 << 30, 10.0 * MB);
+        let f = facts(800, 4096, 10.0 * MB);
         let steps: Vec<u32> = (0..5).map(|_| c.decide(&f, &p).throttle_ppm).collect();
         assert_eq!(steps, [0, 500_000, 800_000, 990_000, 995_000]);
+    }
+
+    #[test]
+    fn a_far_too_busy_guest_is_throttled_as_far_as_it_takes_at_once() {
+        let mut c = Convergence::default();
+        let mut p = params();
+        p.auto_converge = true;
+        // 100 000 pages (409.6 MB) dirty, 300 ms of 100 MB/s (30 MB) fits: the guest
+        // may keep 30 / 409.6 of its time, about 7.3 %.
+        let f = facts(100_000, 200 << 20, 100.0 * MB);
+        assert_eq!(c.decide(&f, &p).throttle_ppm, 0);
+        let t = c.decide(&f, &p).throttle_ppm;
+        assert_eq!(t, PPM - 73_242);
+        // Still too busy (at 7.3 % it still dirties as much): 7.3 % of 7.3 %.
+        let t = c.decide(&f, &p).throttle_ppm;
+        assert_eq!(t, PPM - 5_364);
+        let t = c.decide(&f, &p).throttle_ppm;
+        assert_eq!(t, PPM - 392);
     }
 }

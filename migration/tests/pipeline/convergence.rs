@@ -81,7 +81,8 @@ fn auto_converge_throttles_the_guest_until_it_fits() {
         "{:?}",
         inc.error()
     );
-    // The throttle rose from the initial step by the increment, and went back to zero.
+    // The throttle rose at least as QEMU's steps would (from the initial value by the
+    // increment; further where the measurement says it takes), and went back to zero.
     let steps: Vec<u8> = src
         .rec()
         .throttles
@@ -90,9 +91,9 @@ fn auto_converge_throttles_the_guest_until_it_fits() {
         .filter(|&t| t > 0)
         .collect();
     assert!(!steps.is_empty());
-    assert_eq!(steps[0], 40);
+    assert!(steps[0] >= 40, "{steps:?}");
     for w in steps.windows(2) {
-        assert!(w[1] == w[0] + 20 || w[1] == 99, "{steps:?}");
+        assert!(w[1] >= (w[0] + 20).min(99), "{steps:?}");
     }
     assert_eq!(out.cpu_throttle_percentage(), 0);
     assert!(src.rec().seq_at_stop.unwrap() > 0);
