@@ -321,6 +321,9 @@ impl Vm {
         match req {
             VmRequest::EnableDirtyLog(reply) => {
                 self.memory.dirty_enable(DirtyClient::Migration);
+                // The log starts empty: like a harvest, it waits for a slice before the
+                // next harvest (pass 1 of a mostly unwritten RAM can take less than one).
+                self.harvested_since_slice = true;
                 self.record.lock().unwrap().enable_held = false;
                 reply.send(());
             }
