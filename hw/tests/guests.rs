@@ -53,6 +53,10 @@ guest_tests!(ring3, callgate, task, v86, doublefault);
 // port 0x61, and the timer-driven guests.
 guest_tests!(rtc, i8042, pit61, ticks, tickloop);
 
+// The subject of the savevm equivalence test: timer interrupts over large copies, UART
+// loopback, a PIT channel 2 one-shot.
+guest_tests!(equiv);
+
 #[test]
 fn fpu() {
     expect_pass("fpu", multiboot("fpu"));

@@ -134,6 +134,24 @@ impl Monitor {
         self.until_prompt()
     }
 
+    /// Like [`Monitor::cmd`], but `None` if the connection ends first (tern exited, for
+    /// example because its guest did) instead of a panic.
+    pub fn try_cmd(&mut self, line: &str) -> Option<String> {
+        self.s.write_all(format!("{line}\n").as_bytes()).ok()?;
+        loop {
+            if let Some(i) = find(&self.buf, PROMPT.as_bytes()) {
+                let text = String::from_utf8(self.buf[..i].to_vec()).unwrap();
+                self.buf.drain(..i + PROMPT.len());
+                return Some(text);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
     /// Bytes that arrived without being asked for (there must be none).
     pub fn unsolicited(&mut self) -> Vec<u8> {
         self.s.set_nonblocking(true).unwrap();
