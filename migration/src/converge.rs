@@ -19,6 +19,9 @@
 //!                          and at once as far as the measurement says it takes: the
 //!                          guest keeps share × (bandwidth × downtime-limit) / dirty
 //!                          bytes of its time, if that is less than the step gives
+//!                          (that ratio squared when the last raise left the dirty set
+//!                          as large as before: the guest rewrites all of it in a pass
+//!                          and the count understates how fast)
 //! ```
 //!
 //! QEMU stops at 99 %, and a guest that rewrites its memory fast enough outpaces the link
@@ -71,6 +74,9 @@ pub(crate) struct Verdict {
 pub(crate) struct Convergence {
     high_in_a_row: u32,
     throttle_ppm: u32,
+    /// What the previous harvest found dirty, and whether it raised the throttle.
+    last_dirty: u64,
+    raised: bool,
 }
 
 impl Convergence {
@@ -108,10 +114,22 @@ impl Convergence {
             // What would fit at once: the guest keeps the share of its time that dirties
             // no more than the link carries within the downtime limit.
             let fits = bandwidth.map_or(0.0, |b| b * p.downtime_limit_ms as f64 / 1000.0);
-            let keeps = f64::from(PPM - self.throttle_ppm) * fits / dirty_bytes as f64;
+            let mut factor = fits / dirty_bytes as f64;
+            // A raised throttle that left the dirty set as large as before means the
+            // guest rewrites that whole set within a pass even at its new speed: the
+            // count is saturated and understates the rate. Aim twice as far.
+            if self.raised && dirty_bytes >= self.last_dirty / 10 * 9 {
+                factor *= factor;
+            }
+            let keeps = f64::from(PPM - self.throttle_ppm) * factor;
             let aimed = PPM - (keeps as u32).min(PPM);
-            self.throttle_ppm = step.max(aimed).min(MAX_THROTTLE_PPM);
+            let next = step.max(aimed).min(MAX_THROTTLE_PPM);
+            self.raised = next > self.throttle_ppm;
+            self.throttle_ppm = next;
+        } else {
+            self.raised = false;
         }
+        self.last_dirty = dirty_bytes;
         Verdict {
             complete,
             expected_downtime_ms,
@@ -205,9 +223,9 @@ mod tests {
         let mut c = Convergence::default();
         let mut p = params();
         p.auto_converge = true;
-        // Dirty just past what fits (300 ms of 10 MB/s is 733 pages), so QEMU's steps
+        // Dirty just past what fits (300 ms of 10 MB/s is 732.4 pages), so QEMU's steps
         // are the stronger rule.
-        let f = facts(800, 4096, 10.0 * MB);
+        let f = facts(740, 4096, 10.0 * MB);
         let steps: Vec<u32> = (0..12).map(|_| c.decide(&f, &p).throttle_ppm).collect();
         assert_eq!(
             steps,
@@ -234,7 +252,7 @@ mod tests {
         p.auto_converge = true;
         p.cpu_throttle_initial = 50;
         p.cpu_throttle_increment = 30;
-        let f = facts(800, 4096, 10.0 * MB);
+        let f = facts(740, 4096, 10.0 * MB);
         let steps: Vec<u32> = (0..5).map(|_| c.decide(&f, &p).throttle_ppm).collect();
         assert_eq!(steps, [500_000, 800_000, 990_000, 995_000, 997_500]);
     }
@@ -249,10 +267,14 @@ mod tests {
         let f = facts(100_000, 200 << 20, 100.0 * MB);
         let t = c.decide(&f, &p).throttle_ppm;
         assert_eq!(t, PPM - 73_242);
-        // Still too busy (at 7.3 % it still dirties as much): 7.3 % of 7.3 %.
-        let t = c.decide(&f, &p).throttle_ppm;
-        assert_eq!(t, PPM - 5_364);
+        // The raise left as much dirty as before: the set is saturated, so the guest keeps
+        // 7.3 % of (7.3 % squared) of its time.
         let t = c.decide(&f, &p).throttle_ppm;
         assert_eq!(t, PPM - 392);
+        // Now it dirties half as much: the plain ratio again (30 / 204.8 of 392 ppm).
+        let t = c
+            .decide(&facts(50_000, 200 << 20, 100.0 * MB), &p)
+            .throttle_ppm;
+        assert_eq!(t, PPM - 57);
     }
 }
