@@ -508,6 +508,75 @@ fn data_runs_are_split_at_the_limit() {
     r.finish().unwrap();
 }
 
+/// A flat image whose owner knows some pages are zero without looking.
+struct Hinted<'a> {
+    image: &'a mut [u8],
+    known: std::ops::Range<u64>,
+    reads: Vec<u64>,
+}
+
+impl PageSource for Hinted<'_> {
+    fn read_page(&mut self, page: u64, out: &mut [u8; PAGE_SIZE]) -> io::Result<()> {
+        self.reads.push(page);
+        self.image.read_page(page, out)
+    }
+
+    fn known_zero(&mut self, first: u64, end: u64) -> u64 {
+        if self.known.contains(&first) {
+            self.known.end.min(end) - first
+        } else {
+            0
+        }
+    }
+}
+
+#[test]
+fn pages_known_to_be_zero_are_not_read_and_join_zero_runs() {
+    let pages = 40u64;
+    let cfg = Config {
+        ram_size: pages * PAGE_SIZE as u64,
+        ..config()
+    };
+    let mut image = vec![0u8; pages as usize * PAGE_SIZE];
+    for p in [2u64, 3, 30] {
+        image[p as usize * PAGE_SIZE] = p as u8;
+    }
+    let mut src = Hinted {
+        image: image.as_mut_slice(),
+        known: 10..25,
+        reads: Vec::new(),
+    };
+    let mut w = StreamWriter::new(Vec::new(), &cfg, 0).unwrap();
+    w.begin_ram_pass().unwrap();
+    w.put_ram(&mut src, 0..pages).unwrap();
+    let (stream, desc) = w.finish().unwrap();
+    assert!(src.reads.iter().all(|p| !(10..25).contains(p)), "{:?}", src.reads);
+    assert_eq!(src.reads.len(), 25);
+    assert_eq!((desc.data_pages(), desc.zero_pages()), (3, 37));
+    let mut r = StreamReader::new(stream.as_slice(), &cfg).unwrap();
+    let mut runs = Vec::new();
+    loop {
+        match r.next_record(&mut DiscardRam).unwrap() {
+            Record::RamData { first, count } => runs.push(('d', first, count)),
+            Record::RamZero { first, count } => runs.push(('z', first, count)),
+            Record::End => break,
+            _ => {}
+        }
+    }
+    // The read zero pages 4..10, the known ones 10..25 and the read ones 25..30 make
+    // one run.
+    assert_eq!(
+        runs,
+        [('z', 0, 2), ('d', 2, 2), ('z', 4, 26), ('d', 30, 1), ('z', 31, 9)]
+    );
+    let mut back = vec![7u8; pages as usize * PAGE_SIZE];
+    StreamReader::new(stream.as_slice(), &cfg)
+        .unwrap()
+        .read_all(back.as_mut_slice())
+        .unwrap();
+    assert!(back == image);
+}
+
 // ---------------------------------------------------------------------------------------
 // Golden bytes and damage
 
