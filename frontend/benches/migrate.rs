@@ -1,6 +1,7 @@
-//! Live migration over loopback TCP, tern beside QEMU: the same guest programs, the same
-//! settings, the same QMP driver, one emulator right after the other in the same run.
-//! Absolute times on a shared host drift from run to run; the pair does not.
+//! Live migration over loopback TCP, and the snapshot to and from a file, tern beside
+//! QEMU: the same guest programs, the same settings, the same QMP driver, one emulator
+//! right after the other in the same run. Absolute times on a shared host drift from run
+//! to run; the pair does not.
 //!
 //! ```text
 //!   bench ──QMP──> source  (tern run | qemu-system-i386)   --serial file:src.txt
@@ -9,14 +10,52 @@
 //!     └──QMP──> destination (same command line + --incoming / -incoming)
 //! ```
 //!
-//! For each case and emulator: start the source, wait until its guest has reached its
-//! steady state (a serial line), start the destination, set the parameters, `migrate`,
+//! For each live case and emulator: start the source, wait until its guest has reached
+//! its steady state (a serial line), start the destination, set the parameters, `migrate`,
 //! poll `query-migrate` until the migration ends or [`CAP`] passes (then
 //! `migrate_cancel`: "did not converge"), check that the destination runs and the source
-//! is `postmigrate`, quit both. Run with
+//! is `postmigrate`, quit both.
+//!
+//! The file cases measure `savevm` and `loadvm` to and from the page cache:
 //!
 //! ```text
-//! cargo bench -p frontend --bench migrate [-- CASE...]     CASE: idle fill dirty64m dirty1g
+//!   save: source, guest filled, `stop` ── migrate file:PATH       (tern) ──> PATH
+//!                                       └─ migrate exec:cat > PATH (qemu) ─┘
+//!   load: PATH ──> a new process: --incoming file:PATH / -incoming "exec:cat PATH"
+//!                  spawn ... query-status "running"  (qemu: after a `cont`)
+//! ```
+//!
+//! `save` stops the fill guest once it has written 1 GiB and sends its whole state to a
+//! file at unlimited bandwidth. tern's `file:` transport writes a temporary file, fsyncs
+//! it and renames it before it reports `completed`. QEMU 7.2 has no `file:` URI; a pipe to
+//! a process that writes the file is its usual way to save to a file (libvirt's save
+//! hands QEMU such a pipe too), and `completed` there means the last byte went into the
+//! pipe. Reported: the total time `query-migrate` gives, the wall time from the `migrate`
+//! command until `query-migrate` says `completed` (polled every [`POLL`]), the file's
+//! size, and how long an fsync of the file takes afterwards, which is the writeback QEMU
+//! leaves undone and next to nothing for tern.
+//!
+//! `load` starts a new process on that file, the source's command line plus the incoming
+//! option, and times it from the spawn until `query-status` answers `running`: process
+//! start-up, the QMP connection, reading and loading the whole stream and starting the
+//! guest. tern runs the guest as soon as the stream has loaded; QEMU keeps a guest that
+//! was stopped when it was saved stopped (`paused`), so the bench sends `cont` the moment
+//! it sees that, and the time includes it. The start-up alone is measured first with the
+//! same command line minus the incoming option, the guest held stopped (`--paused`, `-S`)
+//! as it is while a destination waits, from the spawn until QMP answers `query-status`,
+//! to subtract. The loaded guest must run, still run a moment later, and
+//! hold the fill pattern in the first and last page it wrote (read with `xp`); tern's
+//! destination also reports the pages it received in `query-migrate`. Without `save`,
+//! `load` first saves the file it loads.
+//!
+//! Each file step gives a process a GiB of memory it has not touched (guest RAM, page
+//! cache). On a virtual host that hands free memory back to its hypervisor, that first
+//! touch costs anything from a few hundred milliseconds to seconds depending on what ran
+//! just before, for either emulator: compare several runs, not one. Run with
+//!
+//! ```text
+//! cargo bench -p frontend --bench migrate [-- CASE...]
+//!     CASE: idle fill dirty64m dirty1g save load
 //! ```
 //!
 //! `TERN_QEMU` names another QEMU binary; without a working QEMU only tern runs.
@@ -39,6 +78,8 @@ const WAIT: Duration = Duration::from_secs(60);
 const RAM_MIB: u64 = 2048;
 /// QEMU has no "unlimited" bandwidth; this is far above what loopback carries.
 const QEMU_UNLIMITED: u64 = 100_000_000_000;
+/// How often the file cases ask for a status: the resolution of their wall times.
+const POLL: Duration = Duration::from_millis(10);
 const MIB: f64 = (1u64 << 20) as f64;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,8 +97,20 @@ impl Emu {
     }
 }
 
+/// What a case does with the guest once it has reached its steady state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Live migration over loopback TCP to a waiting destination.
+    Live,
+    /// `stop`, then the whole state into a file.
+    Save,
+    /// A new process started from the file `Save` wrote.
+    Load,
+}
+
 struct Case {
     name: &'static str,
+    kind: Kind,
     what: &'static str,
     guest: &'static str,
     append: &'static str,
@@ -77,6 +130,7 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         name: "idle",
+        kind: Kind::Live,
         min_payload_mib: 0,
         dst_prints: None,
         what: "2 GiB guest idling in a HLT loop with a 100 Hz timer",
@@ -89,6 +143,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "fill",
+        kind: Kind::Live,
         min_payload_mib: 1024,
         dst_prints: None,
         what: "2 GiB guest, 1 GiB of it non-zero, then idling",
@@ -101,6 +156,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "dirty64m",
+        kind: Kind::Live,
         min_payload_mib: 64,
         dst_prints: Some("count "),
         what: "2 GiB guest rewriting 64 MiB without pause; 100 MiB/s, auto-converge",
@@ -113,6 +169,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "dirty1g",
+        kind: Kind::Live,
         min_payload_mib: 1024,
         dst_prints: Some("count "),
         what: "2 GiB guest rewriting 1 GiB without pause; unlimited, auto-converge",
@@ -123,7 +180,45 @@ const CASES: &[Case] = &[
         auto_converge: true,
         downtime_ms: 300,
     },
+    Case {
+        name: "save",
+        kind: Kind::Save,
+        min_payload_mib: 1024,
+        dst_prints: None,
+        what: "2 GiB guest, 1 GiB of it non-zero, stopped, saved to a file",
+        guest: "fill",
+        append: "fill=1024 idle=0",
+        ready: "filled 1024 MiB",
+        bandwidth: None,
+        auto_converge: false,
+        downtime_ms: 300,
+    },
+    Case {
+        name: "load",
+        kind: Kind::Load,
+        min_payload_mib: 1024,
+        dst_prints: None,
+        what: "a new process started from the file `save` wrote, until its guest runs",
+        guest: "fill",
+        append: "fill=1024 idle=0",
+        ready: "filled 1024 MiB",
+        bandwidth: None,
+        auto_converge: false,
+        downtime_ms: 300,
+    },
 ];
+
+/// How a process begins.
+enum Launch<'a> {
+    /// Boots the guest.
+    Boot,
+    /// Boots it held stopped (`--paused`, `-S`), as a destination waits for its stream.
+    Stopped,
+    /// A destination whose source connects to 127.0.0.1:PORT.
+    FromTcp(u16),
+    /// A destination that loads a file a `save` wrote.
+    FromFile(&'a Path),
+}
 
 /// A QMP connection: one JSON object per line each way; events are skipped.
 struct Qmp {
@@ -145,7 +240,8 @@ impl Qmp {
                     if Instant::now() > deadline {
                         bail!("{}: no QMP socket: {e}", proc.label);
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    // Short: the load case's start-up time includes this wait.
+                    std::thread::sleep(Duration::from_millis(2));
                 }
             }
         };
@@ -218,7 +314,7 @@ impl Proc {
         case: &Case,
         dir: &Path,
         role: &str,
-        incoming: Option<u16>,
+        launch: Launch,
     ) -> Result<Proc> {
         let label = format!("{} {role}", emu.name());
         let qmp_path = dir.join(format!("{}-{role}.qmp", emu.name()));
@@ -242,8 +338,17 @@ impl Proc {
                     .arg("--qmp")
                     .arg(format!("unix:{}", qmp_path.display()))
                     .arg("--no-reboot");
-                if let Some(port) = incoming {
-                    c.args(["--incoming", &format!("tcp:127.0.0.1:{port}")]);
+                match launch {
+                    Launch::Boot => {}
+                    Launch::Stopped => {
+                        c.arg("--paused");
+                    }
+                    Launch::FromTcp(port) => {
+                        c.args(["--incoming", &format!("tcp:127.0.0.1:{port}")]);
+                    }
+                    Launch::FromFile(path) => {
+                        c.arg("--incoming").arg(format!("file:{}", path.display()));
+                    }
                 }
                 c
             }
@@ -262,8 +367,18 @@ impl Proc {
                     .arg("-qmp")
                     .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
                     .arg("-no-reboot");
-                if let Some(port) = incoming {
-                    c.args(["-incoming", &format!("tcp:127.0.0.1:{port}")]);
+                match launch {
+                    Launch::Boot => {}
+                    Launch::Stopped => {
+                        c.arg("-S");
+                    }
+                    Launch::FromTcp(port) => {
+                        c.args(["-incoming", &format!("tcp:127.0.0.1:{port}")]);
+                    }
+                    Launch::FromFile(path) => {
+                        c.arg("-incoming")
+                            .arg(format!("exec:cat {}", shell_quote(path)));
+                    }
                 }
                 c
             }
@@ -351,6 +466,16 @@ struct Outcome {
     ready: Option<Duration>,
     /// Run states after the migration: destination, source.
     states: Option<(String, String)>,
+    /// File cases: `save` from the `migrate` command until `completed`; `load` from the
+    /// spawn until the guest runs.
+    wall: Option<Duration>,
+    /// `load`: the same process without the incoming file, from the spawn until QMP
+    /// answers.
+    startup: Option<Duration>,
+    /// `save`: an fsync of the finished file.
+    sync: Option<Duration>,
+    /// Size of the file saved or loaded.
+    file_bytes: Option<u64>,
 }
 
 impl Outcome {
@@ -388,23 +513,237 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn run_case(emu: Emu, qemu: &str, case: &Case, dir: &Path) -> Outcome {
+/// Runs one case; `saved` holds the files the `save` case wrote, one per emulator.
+fn run_case(
+    emu: Emu,
+    qemu: &str,
+    case: &Case,
+    dir: &Path,
+    saved: &mut Vec<(Emu, PathBuf)>,
+) -> Outcome {
     let mut out = Outcome::default();
-    if let Err(e) = migrate(emu, qemu, case, dir, &mut out) {
+    let result = match case.kind {
+        Kind::Live => migrate(emu, qemu, case, dir, &mut out),
+        Kind::Save => save(emu, qemu, case, dir, &mut out).map(|file| {
+            saved.retain(|(e, _)| *e != emu);
+            saved.push((emu, file));
+        }),
+        Kind::Load => saved_file(emu, qemu, case, dir, saved)
+            .and_then(|file| load(emu, qemu, case, dir, &file, &mut out)),
+    };
+    if let Err(e) = result {
         out.result = format!("error: {e:#}");
     }
     out
 }
 
+/// The file `save` wrote for `emu`, or a new one when `save` did not run or failed.
+fn saved_file(
+    emu: Emu,
+    qemu: &str,
+    case: &Case,
+    dir: &Path,
+    saved: &mut Vec<(Emu, PathBuf)>,
+) -> Result<PathBuf> {
+    if let Some((_, f)) = saved.iter().find(|(e, _)| *e == emu) {
+        return Ok(f.clone());
+    }
+    let file = save(emu, qemu, case, dir, &mut Outcome::default()).context("saving first")?;
+    saved.push((emu, file.clone()));
+    Ok(file)
+}
+
+/// Quotes a path for `sh -c` (QEMU's `exec:` runs its command through the shell).
+fn shell_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// The `save` case: fill, `stop`, the whole state into a file. Returns the file.
+fn save(emu: Emu, qemu: &str, case: &Case, dir: &Path, out: &mut Outcome) -> Result<PathBuf> {
+    let t0 = Instant::now();
+    let mut src = Proc::start(emu, qemu, case, dir, "save", Launch::Boot)?;
+    let mut sq = Qmp::connect(&src.qmp_path.clone(), &mut src)?;
+    src.wait_serial(case.ready, WAIT)?;
+    out.ready = Some(t0.elapsed());
+    sq.cmd("stop", json!({}))?;
+    let st = sq.status()?;
+    if st != "paused" {
+        bail!("source is {st} after stop, not paused");
+    }
+
+    sq.cmd(
+        "migrate-set-capabilities",
+        json!({"capabilities": [{"capability": "auto-converge", "state": false}]}),
+    )?;
+    let bandwidth = match emu {
+        Emu::Tern => 0,
+        Emu::Qemu => QEMU_UNLIMITED,
+    };
+    sq.cmd(
+        "migrate-set-parameters",
+        json!({"max-bandwidth": bandwidth, "downtime-limit": case.downtime_ms}),
+    )?;
+
+    let file = dir.join(format!("{}.state", emu.name()));
+    let _ = std::fs::remove_file(&file);
+    let uri = match emu {
+        Emu::Tern => format!("file:{}", file.display()),
+        Emu::Qemu => format!("exec:cat > {}", shell_quote(&file)),
+    };
+    let start = Instant::now();
+    sq.cmd("migrate", json!({ "uri": uri }))?;
+    loop {
+        let info = sq.cmd("query-migrate", json!({}))?;
+        let status = info["status"].as_str().unwrap_or("?").to_string();
+        if status == "completed" {
+            out.wall = Some(start.elapsed());
+            out.take(&info);
+            break;
+        }
+        out.take(&info);
+        if status == "failed" || status == "cancelled" {
+            bail!("{status}: {}", info["error-desc"].as_str().unwrap_or(""));
+        }
+        if start.elapsed() > CAP {
+            bail!("not completed in {} s", CAP.as_secs());
+        }
+        std::thread::sleep(POLL);
+    }
+    out.completed = true;
+    let src_state = sq.status()?;
+    out.states = Some(("-".into(), src_state.clone()));
+    // QEMU's `cat` may still be writing the pipe's last bytes when `completed` shows;
+    // once the process has quit, the file is whole.
+    src.quit(Some(&mut sq));
+
+    let f = std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?;
+    out.file_bytes = Some(f.metadata()?.len());
+    let t = Instant::now();
+    f.sync_all()?;
+    out.sync = Some(t.elapsed());
+
+    let payload_mib = out.normal_bytes.unwrap_or(0) >> 20;
+    let file_mib = out.file_bytes.unwrap_or(0) >> 20;
+    out.result = if src_state != "postmigrate" {
+        format!("saved, but the source is {src_state}")
+    } else if payload_mib < case.min_payload_mib || file_mib < case.min_payload_mib {
+        format!("saved, but only {payload_mib} MiB of pages, a file of {file_mib} MiB")
+    } else {
+        "saved".into()
+    };
+    Ok(file)
+}
+
+/// The first and the last page the fill guest wrote (it fills the case's payload from
+/// 2 MiB) must hold its pattern: each dword its page's address plus one.
+fn check_fill(q: &mut Qmp, case: &Case) -> Result<()> {
+    const REGION: u64 = 0x20_0000;
+    let last = REGION + (case.min_payload_mib << 20) - 4096;
+    for page in [REGION, last] {
+        let text = q.cmd(
+            "human-monitor-command",
+            json!({"command-line": format!("xp /1wx {page:#x}")}),
+        )?;
+        let text = text.as_str().unwrap_or("");
+        let word = text
+            .split_once(':')
+            .and_then(|(_, v)| v.trim().strip_prefix("0x"))
+            .and_then(|v| u64::from_str_radix(v, 16).ok());
+        if word != Some(page + 1) {
+            bail!(
+                "page {page:#x} holds {:?}, not {:#x}",
+                text.trim(),
+                page + 1
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The `load` case: the process start-up alone, then a new process on `file` until its
+/// guest runs. The start-up is measured with the guest held stopped: a destination does
+/// not run it before the stream has loaded either, and a guest running from the start
+/// would make the first QMP replies wait for its vCPU slices.
+fn load(
+    emu: Emu,
+    qemu: &str,
+    case: &Case,
+    dir: &Path,
+    file: &Path,
+    out: &mut Outcome,
+) -> Result<()> {
+    out.file_bytes = Some(std::fs::metadata(file)?.len());
+
+    let t0 = Instant::now();
+    let mut boot = Proc::start(emu, qemu, case, dir, "boot", Launch::Stopped)?;
+    let mut bq = Qmp::connect(&boot.qmp_path.clone(), &mut boot)?;
+    bq.status()?;
+    out.startup = Some(t0.elapsed());
+    boot.quit(Some(&mut bq));
+
+    let t0 = Instant::now();
+    let mut dst = Proc::start(emu, qemu, case, dir, "load", Launch::FromFile(file))?;
+    let mut dq = Qmp::connect(&dst.qmp_path.clone(), &mut dst)?;
+    let mut sent_cont = false;
+    loop {
+        let st = dq.status()?;
+        match st.as_str() {
+            "running" => break,
+            // A guest stopped when saved stays stopped in QEMU; tern must run it itself.
+            "paused" if emu == Emu::Qemu && !sent_cont => {
+                dq.cmd("cont", json!({}))?;
+                sent_cont = true;
+                continue;
+            }
+            _ => {}
+        }
+        if t0.elapsed() > WAIT {
+            let info = dq.cmd("query-migrate", json!({}))?;
+            bail!("the guest is {st}, not running, after {WAIT:?}; query-migrate: {info}");
+        }
+        std::thread::sleep(POLL);
+    }
+    out.wall = Some(t0.elapsed());
+    out.completed = true;
+
+    let info = dq.cmd("query-migrate", json!({}))?;
+    out.take(&info);
+    let incoming = info["status"].as_str().unwrap_or("?").to_string();
+    let fill = check_fill(&mut dq, case);
+    // Still running a moment later: the guest did not stop or reset at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let dst_state = dq.status()?;
+    out.states = Some((dst_state.clone(), "-".into()));
+    let payload_mib = out.normal_bytes.map(|b| b >> 20);
+    out.result = if dst_state != "running" {
+        format!("loaded, but the guest is {dst_state} 300 ms later")
+    } else if let Err(e) = fill {
+        format!("loaded, but {e:#}")
+    } else if payload_mib.is_some_and(|m| m < case.min_payload_mib) {
+        format!(
+            "loaded, but only {} MiB of pages came",
+            payload_mib.unwrap_or(0)
+        )
+    } else if emu == Emu::Tern && incoming != "completed" {
+        format!("loaded, but query-migrate says {incoming}")
+    } else if sent_cont {
+        "loaded, running after cont".into()
+    } else {
+        "loaded, running".into()
+    };
+    dst.quit(Some(&mut dq));
+    Ok(())
+}
+
 fn migrate(emu: Emu, qemu: &str, case: &Case, dir: &Path, out: &mut Outcome) -> Result<()> {
     let t0 = Instant::now();
-    let mut src = Proc::start(emu, qemu, case, dir, "src", None)?;
+    let mut src = Proc::start(emu, qemu, case, dir, "src", Launch::Boot)?;
     let mut sq = Qmp::connect(&src.qmp_path.clone(), &mut src)?;
     src.wait_serial(case.ready, WAIT)?;
     out.ready = Some(t0.elapsed());
 
     let port = free_port()?;
-    let mut dst = Proc::start(emu, qemu, case, dir, "dst", Some(port))?;
+    let mut dst = Proc::start(emu, qemu, case, dir, "dst", Launch::FromTcp(port))?;
     let mut dq = Qmp::connect(&dst.qmp_path.clone(), &mut dst)?;
     let st = dq.status()?;
     if st != "inmigrate" {
@@ -515,9 +854,13 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("-".into(), |v| v.to_string())
 }
 
+fn secs(d: Option<Duration>) -> String {
+    opt(d.map(|d| format!("{:.3}", d.as_secs_f64())))
+}
+
 fn row(case: &str, emu: &str, o: &Outcome) -> String {
     format!(
-        "{:<9} {:<5} {:>8} {:>9} {:>9} {:>7} {:>9} {:>6}  {}",
+        "{:<9} {:<5} {:>8} {:>9} {:>9} {:>7} {:>9} {:>6} {:>7} {:>7} {:>8} {:>6}  {}",
         case,
         emu,
         opt(o.total_ms.map(|t| format!("{:.2}", t as f64 / 1000.0))),
@@ -526,6 +869,10 @@ fn row(case: &str, emu: &str, o: &Outcome) -> String {
         opt(o.passes),
         opt(o.payload_rate().map(|r| format!("{r:.0}"))),
         opt(o.throttle),
+        secs(o.wall),
+        secs(o.startup),
+        opt(o.file_bytes.map(|b| format!("{:.1}", b as f64 / MIB))),
+        secs(o.sync),
         o.result,
     )
 }
@@ -565,10 +912,23 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("scratch directory");
 
     let header = format!(
-        "{:<9} {:<5} {:>8} {:>9} {:>9} {:>7} {:>9} {:>6}  {}",
-        "case", "emu", "total s", "downtime", "sent MiB", "passes", "pay MiB/s", "thr %", "result"
+        "{:<9} {:<5} {:>8} {:>9} {:>9} {:>7} {:>9} {:>6} {:>7} {:>7} {:>8} {:>6}  {}",
+        "case",
+        "emu",
+        "total s",
+        "downtime",
+        "sent MiB",
+        "passes",
+        "pay MiB/s",
+        "thr %",
+        "wall s",
+        "start s",
+        "file MiB",
+        "sync s",
+        "result"
     );
     let mut rows = Vec::new();
+    let mut saved = Vec::new();
     for case in CASES
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| o == c.name))
@@ -576,21 +936,34 @@ fn main() {
         let bw = case
             .bandwidth
             .map_or("unlimited".to_string(), |b| format!("{} MiB/s", b >> 20));
+        let settings = match case.kind {
+            Kind::Load => "from the file save wrote".to_string(),
+            _ => format!(
+                "max-bandwidth {bw}, downtime-limit {} ms, auto-converge {}",
+                case.downtime_ms,
+                if case.auto_converge { "on" } else { "off" },
+            ),
+        };
         println!(
-            "\n{}: {}\n  guest {}.bin \"{}\", {RAM_MIB} MiB; max-bandwidth {bw}, downtime-limit {} ms, auto-converge {}",
-            case.name,
-            case.what,
-            case.guest,
-            case.append,
-            case.downtime_ms,
-            if case.auto_converge { "on" } else { "off" },
+            "\n{}: {}\n  guest {}.bin \"{}\", {RAM_MIB} MiB; {settings}",
+            case.name, case.what, case.guest, case.append,
         );
         for &emu in &emus {
-            let o = run_case(emu, &qemu, case, &dir);
+            let o = run_case(emu, &qemu, case, &dir, &mut saved);
+            let detail = match case.kind {
+                Kind::Live | Kind::Save => format!(
+                    "guest ready after {}",
+                    opt(o.ready.map(|d| format!("{:.1} s", d.as_secs_f64()))),
+                ),
+                Kind::Load => format!(
+                    "start-up alone {} s, to running {} s",
+                    secs(o.startup),
+                    secs(o.wall)
+                ),
+            };
             println!(
-                "  {:<5} guest ready after {}; states after: {}",
+                "  {:<5} {detail}; states after: {}",
                 emu.name(),
-                opt(o.ready.map(|d| format!("{:.1} s", d.as_secs_f64()))),
                 o.states
                     .as_ref()
                     .map_or("-".into(), |(d, s)| format!("dst {d}, src {s}")),
@@ -608,6 +981,13 @@ fn main() {
     println!(
         "\ntotal s and downtime (ms) as the source's query-migrate reports them; sent MiB: \
          ram.transferred; passes: ram.dirty-sync-count; pay MiB/s: ram.normal-bytes over the \
-         total time; thr %: the last auto-converge throttle seen."
+         total time; thr %: the last auto-converge throttle seen.\n\
+         save: the same from the saving process; wall s: from the migrate command until \
+         query-migrate says completed; file MiB: the file's size; sync s: an fsync of the \
+         file afterwards (tern fsyncs before completing).\n\
+         load: total s, sent MiB and pay MiB/s from the new process's query-migrate (tern \
+         only); wall s: from the spawn until the guest runs (QEMU: including a cont); \
+         start s: the same command line without the file, guest held stopped, from the spawn \
+         until QMP answers."
     );
 }
