@@ -74,6 +74,12 @@ use serde_json::{json, Value};
 const CAP: Duration = Duration::from_secs(60);
 /// Longest wait for a process to come up, a guest to reach its steady state, a cancel.
 const WAIT: Duration = Duration::from_secs(60);
+/// Pause before each emulator's run. On a virtual machine whose host takes back free
+/// memory (free page reporting), memory a process freed moments ago is still backed and
+/// fast to touch, while memory freed seconds ago must be faulted in from the host again:
+/// a gigabyte's first touch then takes from 0.2 s to over 2 s. Without a pause whichever
+/// emulator runs right after the other gets the warm memory; after it, both start cold.
+const SETTLE: Duration = Duration::from_secs(4);
 /// Guest RAM of every case, in MiB.
 const RAM_MIB: u64 = 2048;
 /// QEMU has no "unlimited" bandwidth; this is far above what loopback carries.
@@ -949,6 +955,8 @@ fn main() {
             case.name, case.what, case.guest, case.append,
         );
         for &emu in &emus {
+            // See SETTLE: each emulator starts on memory as cold as the other's.
+            std::thread::sleep(SETTLE);
             let o = run_case(emu, &qemu, case, &dir, &mut saved);
             let detail = match case.kind {
                 Kind::Live | Kind::Save => format!(

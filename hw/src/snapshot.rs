@@ -63,8 +63,8 @@ use std::io::{self, BufReader, Read, Write};
 use cpu::{CpuModel, CpuState};
 use memory::GuestMemory;
 use savevm::{
-    Config, Description, DiscardRam, Encoder, Loaders, PageSource, RamSink, Record, SectionData,
-    StreamReader, StreamWriter, Verified, VmState, PAGE_SIZE,
+    Announce, Config, Description, DiscardRam, Encoder, Loaders, PageSource, RamSink, Record,
+    SectionData, StreamReader, StreamWriter, Verified, VmState, PAGE_SIZE,
 };
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -197,6 +197,9 @@ pub fn snapshot_clock(input: impl Read) -> Result<(Config, ClockState), StateErr
         }
     }
 }
+
+/// Threads that take the page faults of loaded RAM ahead of the copy.
+const PREFAULT_THREADS: usize = 2;
 
 /// Guest RAM by RAM offset, for the writer.
 struct RamPages<'a>(&'a GuestMemory);
@@ -503,11 +506,19 @@ impl PcMachine {
         let mem = self.memory().clone();
         // Reading and checksumming the file on this core while another takes the page
         // faults and copies into RAM halves a large load.
+        // So are the first touches of fresh RAM, on prefault threads that work on the
+        // runs ahead (see `memory::with_prefault`).
         let (read, restore, restored) = savevm::sink_behind(Restore::new(&mem), |sink| {
-            let mut r = StreamReader::new(BufReader::new(input), &config)?;
-            let v = r.read_all(sink)?;
-            r.expect_eof()?;
-            Ok::<_, savevm::Error>(v)
+            memory::with_prefault(&mem, PREFAULT_THREADS, |pf| {
+                let mut sink = Announce {
+                    sink,
+                    announce: |first, count| pf.coming(first, count),
+                };
+                let mut r = StreamReader::new(BufReader::new(input), &config)?;
+                let v = r.read_all(&mut sink)?;
+                r.expect_eof()?;
+                Ok::<_, savevm::Error>(v)
+            })
         });
         let staged = restored
             .map_err(StateError::Io)

@@ -24,12 +24,14 @@
 //! only a device id that the board (`hw`) dispatches on.
 
 mod bitmap;
+mod prefault;
 mod ram;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use bitmap::{AtomicBitmap, DirtyBitmap};
+pub use prefault::{with_prefault, Prefault};
 pub use ram::{Ram, MAX_RAM};
 
 pub const PAGE_SHIFT: u32 = 12;

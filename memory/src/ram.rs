@@ -123,6 +123,24 @@ impl Ram {
         }
     }
 
+    /// Asks the host to back `len` bytes at `offset` with writable memory now, without
+    /// changing what they hold: the page faults (and the host's zeroing of fresh memory)
+    /// happen here, on the caller's thread, instead of in a later copy. Only a hint; a
+    /// host without it does nothing.
+    pub fn prefault(&self, offset: u64, len: u64) {
+        let range = usize::try_from(len)
+            .ok()
+            .and_then(|n| self.check(offset, n).map(|off| (off, n)));
+        #[cfg(target_os = "linux")]
+        if let Some((off, n)) = range {
+            let _ = self
+                .map
+                .advise_range(memmap2::Advice::PopulateWrite, off, n);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = range;
+    }
+
     /// Whether a page reads as all zeroes (migration sends those as a flag).
     pub fn page_is_zero(&self, page: u64) -> bool {
         let mut buf = [0u8; crate::PAGE_SIZE as usize];

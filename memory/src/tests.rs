@@ -218,3 +218,22 @@ fn unwritten_pages_are_known_zero() {
     m.write_phys(GuestPhysAddr(0xA_0000 - 1), &[1]);
     assert_eq!(m.unwritten_run(0x91, 256), 0x9F - 0x91);
 }
+
+#[test]
+fn prefaulting_changes_no_byte() {
+    let m = GuestMemory::new(8 << 20).unwrap();
+    m.write_ram(0x3000, &[5; 100]);
+    with_prefault(&m, 2, |p| {
+        p.coming(0, 2048);
+        p.coming(3, 1);
+        p.coming(2040, 100); // partly outside RAM: ignored
+        p.coming(u64::MAX, 2);
+    });
+    let mut page = [0u8; 4096];
+    m.ram().read_slice(0x3000, &mut page);
+    assert!(page[..100].iter().all(|&b| b == 5) && page[100..].iter().all(|&b| b == 0));
+    assert!((0..2048).filter(|&p| p != 3).all(|p| m.ram().page_is_zero(p)));
+    // Populated or not, an unwritten page is still known to be zero.
+    assert_eq!(m.unwritten_run(0, 2048), 3);
+    assert_eq!(m.unwritten_run(4, 2048), 2044);
+}

@@ -93,7 +93,7 @@ pub use format::{
     FORMAT_VERSION, MAGIC, MAX_CONFIG_LEN, MAX_CONFIG_STR, MAX_DATA_RUN, MAX_NAME_LEN,
     MAX_SECTIONS, MAX_SECTION_LEN, MAX_TRAILER_LEN, PAGE_SIZE,
 };
-pub use ram::{is_zero_page, DiscardRam, PageSource, RamSink};
+pub use ram::{is_zero_page, Announce, DiscardRam, PageSource, RamSink};
 pub use reader::{inspect, verify, Record, SectionData, StreamReader, Verified};
 pub use state::{Loaders, VmState};
 pub use writer::StreamWriter;

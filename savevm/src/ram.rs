@@ -41,11 +41,44 @@ pub trait RamSink {
         Ok(())
     }
 
+    /// A data run for pages `first..first + count` follows: its header has been read, its
+    /// bytes not yet. A sink that can prepare the pages meanwhile (take their page faults
+    /// on another thread, say) does so; nothing is promised about their contents.
+    fn coming(&mut self, first: u64, count: u64) {
+        let _ = (first, count);
+    }
+
     /// [`RamSink::write_pages`] for a sink that keeps the run's buffer (to hand it to
     /// another thread, say); it returns a buffer for the reader's next run, of any length.
     fn write_run(&mut self, first: u64, run: Vec<u8>) -> io::Result<Vec<u8>> {
         self.write_pages(first, &run)?;
         Ok(run)
+    }
+}
+
+/// A sink that tells `announce` of every data run before it comes (see
+/// [`RamSink::coming`]) and passes everything to `sink`.
+pub struct Announce<'a, S: RamSink + ?Sized, F: FnMut(u64, u64)> {
+    pub sink: &'a mut S,
+    pub announce: F,
+}
+
+impl<S: RamSink + ?Sized, F: FnMut(u64, u64)> RamSink for Announce<'_, S, F> {
+    fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()> {
+        self.sink.zero_pages(first, count)
+    }
+    fn write_page(&mut self, page: u64, data: &[u8; PAGE_SIZE]) -> io::Result<()> {
+        self.sink.write_page(page, data)
+    }
+    fn write_pages(&mut self, first: u64, data: &[u8]) -> io::Result<()> {
+        self.sink.write_pages(first, data)
+    }
+    fn coming(&mut self, first: u64, count: u64) {
+        (self.announce)(first, count);
+        self.sink.coming(first, count);
+    }
+    fn write_run(&mut self, first: u64, run: Vec<u8>) -> io::Result<Vec<u8>> {
+        self.sink.write_run(first, run)
     }
 }
 

@@ -259,6 +259,7 @@ impl<R: Read> StreamReader<R> {
                     });
                 }
                 if data {
+                    ram.coming(first, u64::from(count));
                     let mut run = std::mem::take(&mut self.run);
                     // Only growth is zero-filled: a recycled buffer is already long.
                     run.resize(count as usize * PAGE_SIZE, 0);

@@ -550,7 +550,11 @@ fn pages_known_to_be_zero_are_not_read_and_join_zero_runs() {
     w.begin_ram_pass().unwrap();
     w.put_ram(&mut src, 0..pages).unwrap();
     let (stream, desc) = w.finish().unwrap();
-    assert!(src.reads.iter().all(|p| !(10..25).contains(p)), "{:?}", src.reads);
+    assert!(
+        src.reads.iter().all(|p| !(10..25).contains(p)),
+        "{:?}",
+        src.reads
+    );
     assert_eq!(src.reads.len(), 25);
     assert_eq!((desc.data_pages(), desc.zero_pages()), (3, 37));
     let mut r = StreamReader::new(stream.as_slice(), &cfg).unwrap();
@@ -567,7 +571,13 @@ fn pages_known_to_be_zero_are_not_read_and_join_zero_runs() {
     // one run.
     assert_eq!(
         runs,
-        [('z', 0, 2), ('d', 2, 2), ('z', 4, 26), ('d', 30, 1), ('z', 31, 9)]
+        [
+            ('z', 0, 2),
+            ('d', 2, 2),
+            ('z', 4, 26),
+            ('d', 30, 1),
+            ('z', 31, 9)
+        ]
     );
     let mut back = vec![7u8; pages as usize * PAGE_SIZE];
     StreamReader::new(stream.as_slice(), &cfg)
