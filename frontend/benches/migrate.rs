@@ -22,7 +22,7 @@
 //!   save: source, guest filled, `stop` ── migrate file:PATH       (tern) ──> PATH
 //!                                       └─ migrate exec:cat > PATH (qemu) ─┘
 //!   load: PATH ──> a new process: --incoming file:PATH / -incoming "exec:cat PATH"
-//!                  spawn ... query-status "running"  (qemu: after a `cont`)
+//!                  spawn ... query-status "running"  (after a `cont`)
 //! ```
 //!
 //! `save` stops the fill guest once it has written 1 GiB and sends its whole state to a
@@ -38,9 +38,8 @@
 //! `load` starts a new process on that file, the source's command line plus the incoming
 //! option, and times it from the spawn until `query-status` answers `running`: process
 //! start-up, the QMP connection, reading and loading the whole stream and starting the
-//! guest. tern runs the guest as soon as the stream has loaded; QEMU keeps a guest that
-//! was stopped when it was saved stopped (`paused`), so the bench sends `cont` the moment
-//! it sees that, and the time includes it. The start-up alone is measured first with the
+//! guest. Both keep a guest that was stopped when it was saved stopped (`paused`), so the
+//! bench sends `cont` the moment it sees that, and the time includes it. The start-up alone is measured first with the
 //! same command line minus the incoming option, the guest held stopped (`--paused`, `-S`)
 //! as it is while a destination waits, from the spawn until QMP answers `query-status`,
 //! to subtract. The loaded guest must run, still run a moment later, and
@@ -695,8 +694,8 @@ fn load(
         let st = dq.status()?;
         match st.as_str() {
             "running" => break,
-            // A guest stopped when saved stays stopped in QEMU; tern must run it itself.
-            "paused" if emu == Emu::Qemu && !sent_cont => {
+            // A guest stopped when saved arrives stopped.
+            "paused" if !sent_cont => {
                 dq.cmd("cont", json!({}))?;
                 sent_cont = true;
                 continue;
@@ -994,7 +993,7 @@ fn main() {
          query-migrate says completed; file MiB: the file's size; sync s: an fsync of the \
          file afterwards (tern fsyncs before completing).\n\
          load: total s, sent MiB and pay MiB/s from the new process's query-migrate (tern \
-         only); wall s: from the spawn until the guest runs (QEMU: including a cont); \
+         only); wall s: from the spawn until the guest runs (including a cont); \
          start s: the same command line without the file, guest held stopped, from the spawn \
          until QMP answers."
     );

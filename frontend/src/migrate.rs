@@ -14,8 +14,9 @@
 //!     StopForCompletion  stop (remember if running), last harvest, device sections
 //!     Finished{ok}    dirty_disable; ok: stay stopped ("postmigrate"); else resume if we
 //!                     stopped it
-//!     IncomingReady   load devices all-or-nothing, then run the guest (unless `stop`
-//!                     came while it waited: `cont`/`stop` then only set `autostart`)
+//!     IncomingReady   load devices all-or-nothing, then run the guest if it ran on the
+//!                     source (unless `stop` came while it waited: `cont`/`stop` then
+//!                     only set `autostart`)
 //!     Event           QMP MIGRATION / MIGRATION_PASS
 //! ```
 //!
@@ -246,7 +247,11 @@ impl Vm {
                         state: d.state,
                     })
                     .collect();
-                r.send(Completion { dirty, sections });
+                r.send(Completion {
+                    dirty,
+                    sections,
+                    running: was_running,
+                });
             }
             VmRequest::Finished { ok, reply } => {
                 mem.dirty_disable(DirtyClient::Migration);
@@ -274,11 +279,26 @@ impl Vm {
 
     fn serve_incoming(&mut self, req: VmRequest) {
         match req {
-            VmRequest::IncomingReady { stream, reply } => {
+            VmRequest::IncomingReady { mut stream, reply } => {
+                // A guest paused on the source arrives paused, as in QEMU.
+                let ran = match migration::take_run_state(&mut stream) {
+                    Ok(ran) => ran.unwrap_or(true),
+                    Err(e) => {
+                        log::error!("incoming migration: {e}");
+                        reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
                 match self.machine.load_devices(&stream) {
                     Ok(()) => {
                         reply.send(Ok(()));
-                        if self.migration.autostart {
+                        if !ran {
+                            log::info!(
+                                "incoming migration loaded; the guest was paused on the source \
+                                 and stays paused"
+                            );
+                            self.stop_for(crate::vm::PAUSED);
+                        } else if self.migration.autostart {
                             log::info!("incoming migration loaded; running the guest");
                             self.cont();
                         } else {

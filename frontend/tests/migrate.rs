@@ -181,6 +181,35 @@ fn live_migration_over_a_unix_socket() {
     live_migration("mig-unix", &addr, &addr);
 }
 
+/// A guest paused on the source arrives paused, as QEMU's does, and `cont` runs it on
+/// from where it stopped.
+#[test]
+fn a_paused_guest_arrives_paused() {
+    let dir = TempDir::new("mig-paused");
+    let addr = format!("tcp:127.0.0.1:{}", free_port());
+    let mut src = Vm::start(&dir, "src", "every=5", &[]);
+    let mut dst = Vm::start(&dir, "dst", "every=5", &["--incoming", &addr]);
+    let mut sm = src.monitor();
+    let mut dm = dst.monitor();
+    wait_counter(&src.serial, 3);
+    assert_eq!(sm.cmd("stop"), "");
+    assert_eq!(sm.cmd(&format!("migrate {addr}")), "");
+    let info = info_migrate(&mut sm);
+    assert_eq!(info["Migration status"], "completed", "{info:?}");
+    wait_until("the destination loaded", || {
+        info_migrate(&mut dm)
+            .get("Migration status")
+            .is_some_and(|s| s == "completed")
+    });
+    assert_eq!(dm.cmd("info status"), "VM status: paused\n");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(dst.output(), "", "the paused guest printed");
+    assert_eq!(dm.cmd("cont"), "");
+    check_continues(&src, &mut dst, &mut dm);
+    quit(&mut src, &mut sm);
+    quit(&mut dst, &mut dm);
+}
+
 /// `exec:` and `file:`: the stream goes to a file while the source runs; a destination
 /// started afterwards from that file runs on from where the source stopped.
 fn migration_through_a_file(

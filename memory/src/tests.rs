@@ -232,7 +232,9 @@ fn prefaulting_changes_no_byte() {
     let mut page = [0u8; 4096];
     m.ram().read_slice(0x3000, &mut page);
     assert!(page[..100].iter().all(|&b| b == 5) && page[100..].iter().all(|&b| b == 0));
-    assert!((0..2048).filter(|&p| p != 3).all(|p| m.ram().page_is_zero(p)));
+    assert!((0..2048)
+        .filter(|&p| p != 3)
+        .all(|p| m.ram().page_is_zero(p)));
     // Populated or not, an unwritten page is still known to be zero.
     assert_eq!(m.unwritten_run(0, 2048), 3);
     assert_eq!(m.unwritten_run(4, 2048), 2044);

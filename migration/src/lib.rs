@@ -45,7 +45,8 @@
 //!             VmRequest::StopForCompletion(r) => {
 //!                 stopped_for_migration = vm.is_running(); vm.stop(); drain_io();
 //!                 r.send(Completion { dirty: mem.dirty_take(Migration),
-//!                                     sections: machine.device_sections() });
+//!                                     sections: machine.device_sections(),
+//!                                     running: stopped_for_migration });
 //!             }
 //!             VmRequest::Finished { ok, reply } => {
 //!                 mem.dirty_disable(Migration);
@@ -71,6 +72,7 @@ pub mod outgoing;
 pub mod params;
 pub mod ram;
 pub mod rate;
+mod run_state;
 pub mod stats;
 pub mod transport;
 pub mod uri;
@@ -83,6 +85,7 @@ pub use outgoing::{OutgoingMigration, OutgoingSetup};
 pub use params::{MigrationParams, ParamError, ParamValues};
 pub use ram::{RamLoader, RamSource};
 pub use rate::{BandwidthEstimate, RateLimiter};
+pub use run_state::{take_run_state, RunState};
 pub use stats::{MigrationInfo, MigrationStatus, RamStats};
 pub use transport::{Incoming, TransportError};
 pub use uri::{MigrationUri, UriError};

@@ -111,6 +111,9 @@ pub struct Completion {
     pub dirty: DirtyBitmap,
     /// Every device's section (CPU, board devices, clock), in any order.
     pub sections: Vec<DeviceSection>,
+    /// Whether the guest was running when stopped: the destination runs it only then
+    /// (see [`crate::RunState`]).
+    pub running: bool,
 }
 
 /// A notification for the monitors.

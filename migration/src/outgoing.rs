@@ -55,10 +55,10 @@ use savevm::{Config, Description, StreamWriter, FLAG_LIVE};
 use crate::converge::{Convergence, SyncFacts, PPM};
 use crate::error::MigrationError;
 use crate::link::{AskError, MigrationEvent, VmLink, VmPort, VmRequest, Waker};
-use crate::params::MigrationParams;
-use crate::params::MAX_THROTTLE;
+use crate::params::{MigrationParams, MAX_THROTTLE};
 use crate::ram::RamSource;
 use crate::rate::{BandwidthEstimate, RateLimiter, MAX_PAUSE};
+use crate::run_state::RunState;
 use crate::stats::{MigrationInfo, MigrationStatus, RamStats};
 use crate::transport::{Canceller, FdLookup, Outgoing, TransportError};
 use crate::uri::MigrationUri;
@@ -559,6 +559,12 @@ impl Sender {
             self.check_cancel()?;
             w.put_encoded(&s.name, s.instance, s.version, &s.state)?;
         }
+        w.put_section(
+            0,
+            &RunState {
+                running: done.running,
+            },
+        )?;
         self.check_cancel()?;
         let (_, desc) = w.finish()?;
         self.publish_counts(&desc, 0);

@@ -350,6 +350,7 @@ impl Vm {
                 reply.send(Completion {
                     dirty: self.memory.dirty_take(DirtyClient::Migration),
                     sections: vec![DeviceSection::of(0, &TestDev { seq: self.seq })],
+                    running: self.stopped_for_migration,
                 });
             }
             VmRequest::Finished { ok, reply } => {
@@ -364,8 +365,15 @@ impl Vm {
                 drop(r);
                 reply.send(());
             }
-            VmRequest::IncomingReady { stream, reply } => {
+            VmRequest::IncomingReady { mut stream, reply } => {
                 self.record.lock().unwrap().incoming_requests += 1;
+                let ran = match migration::take_run_state(&mut stream) {
+                    Ok(ran) => ran.unwrap_or(true),
+                    Err(e) => {
+                        reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
                 if self.knobs.refuse_load.load(Ordering::Relaxed) {
                     reply.send(Err("the test refused the devices".into()));
                     return;
@@ -377,7 +385,7 @@ impl Vm {
                     Ok(()) => {
                         let mut r = self.record.lock().unwrap();
                         r.loaded = Some((stream.description.clone(), dev));
-                        r.running = true;
+                        r.running = ran;
                         drop(r);
                         reply.send(Ok(()));
                     }
