@@ -133,76 +133,7 @@ print_line:
     popad
     ret
 
-; putfixed: eax in decimal, ecx digits with leading zeros
-putfixed:
-    pushad
-    mov ebx, 10
-    mov edi, ecx
-.digits:
-    xor edx, edx
-    div ebx
-    push edx
-    loop .digits
-    mov ecx, edi
-.out:
-    pop eax
-    add al, '0'
-    call putc
-    loop .out
-    popad
-    ret
-
-; option: esi = "key=" (NUL-terminated), edi = command line.  Finds the key at
-; the start of a word and returns its decimal value in eax (CF clear), or CF
-; set when the key is absent.
-option:
-    push ebx
-    push ecx
-    push edx
-    push edi
-    mov bl, ' '                     ; the character before the candidate
-.scan:
-    mov al, [edi]
-    test al, al
-    jz .absent
-    cmp bl, ' '
-    jne .next
-    xor ecx, ecx
-.cmp:
-    mov dl, [esi+ecx]
-    test dl, dl
-    jz .found
-    cmp dl, [edi+ecx]
-    jne .next
-    inc ecx
-    jmp .cmp
-.next:
-    mov bl, [edi]
-    inc edi
-    jmp .scan
-.found:
-    add edi, ecx
-    xor eax, eax
-.num:
-    movzx edx, byte [edi]
-    sub edx, '0'
-    cmp edx, 9
-    ja .end
-    imul eax, eax, 10
-    add eax, edx
-    inc edi
-    jmp .num
-.end:
-    clc
-    jmp .ret
-.absent:
-    stc
-.ret:
-    pop edi
-    pop edx
-    pop ecx
-    pop ebx
-    ret
+%include "cmdline.inc"
 
 irq0:
     push eax

@@ -112,57 +112,7 @@ test_main:
     out 0x21, al
     ret                             ; PASS fill
 
-; option: esi = "key=" (NUL-terminated), edi = command line.  Finds the key at
-; the start of a word and returns its decimal value in eax (CF clear), or CF
-; set when the key is absent.
-option:
-    push ebx
-    push ecx
-    push edx
-    push edi
-    mov bl, ' '                     ; the character before the candidate
-.scan:
-    mov al, [edi]
-    test al, al
-    jz .absent
-    cmp bl, ' '
-    jne .next
-    xor ecx, ecx
-.cmp:
-    mov dl, [esi+ecx]
-    test dl, dl
-    jz .found
-    cmp dl, [edi+ecx]
-    jne .next
-    inc ecx
-    jmp .cmp
-.next:
-    mov bl, [edi]
-    inc edi
-    jmp .scan
-.found:
-    add edi, ecx
-    xor eax, eax
-.num:
-    movzx edx, byte [edi]
-    sub edx, '0'
-    cmp edx, 9
-    ja .end
-    imul eax, eax, 10
-    add eax, edx
-    inc edi
-    jmp .num
-.end:
-    clc
-    jmp .ret
-.absent:
-    stc
-.ret:
-    pop edi
-    pop edx
-    pop ecx
-    pop ebx
-    ret
+%include "cmdline.inc"
 
 irq0:
     inc dword [ticks]
