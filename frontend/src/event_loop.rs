@@ -43,8 +43,11 @@ use crate::vm::{Vm, VmEvent};
 /// at slice boundaries, so the slice length is the guest's interrupt latency, and it is
 /// also how long a monitor line waits. A fixed count would make both depend on how fast
 /// the host (and the build) interprets.
-const SLICE_START: u64 = 200_000;
-const SLICE_MIN: u64 = 10_000;
+const SLICE_START: u64 = 20_000;
+/// Small, because a string instruction counts once however many elements it moves: a
+/// guest filling memory with `rep stosd` does megabytes in a thousand instructions, and
+/// at a floor of ten thousand monitor replies waited 4-11 ms (now under 1 ms).
+const SLICE_MIN: u64 = 1_000;
 const SLICE_MAX: u64 = 2_000_000;
 const SLICE_TARGET: Duration = Duration::from_millis(1);
 /// Longest wait a throttled vCPU makes at once: monitors and the migration thread are
