@@ -198,9 +198,6 @@ pub fn snapshot_clock(input: impl Read) -> Result<(Config, ClockState), StateErr
     }
 }
 
-/// Threads that take the page faults of loaded RAM ahead of the copy.
-const PREFAULT_THREADS: usize = 2;
-
 /// Guest RAM by RAM offset, for the writer.
 struct RamPages<'a>(&'a GuestMemory);
 
@@ -509,7 +506,7 @@ impl PcMachine {
         // So are the first touches of fresh RAM, on prefault threads that work on the
         // runs ahead (see `memory::with_prefault`).
         let (read, restore, restored) = savevm::sink_behind(Restore::new(&mem), |sink| {
-            memory::with_prefault(&mem, PREFAULT_THREADS, |pf| {
+            memory::with_prefault(&mem, memory::PREFAULT_THREADS, |pf| {
                 let mut sink = Announce {
                     sink,
                     announce: |first, count| pf.coming(first, count),

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use bitmap::{AtomicBitmap, DirtyBitmap};
-pub use prefault::{with_prefault, Prefault};
+pub use prefault::{with_prefault, Prefault, PREFAULT_THREADS};
 pub use ram::{Ram, MAX_RAM};
 
 pub const PAGE_SHIFT: u32 = 12;

@@ -24,6 +24,9 @@ use crate::{GuestMemory, PAGE_SIZE};
 
 /// Requests queued per thread at most.
 const QUEUE: usize = 4;
+/// Prefault threads a loader uses: with the reader and the writer, enough to keep two
+/// cores busy with first touches.
+pub const PREFAULT_THREADS: usize = 2;
 
 /// The handle of [`with_prefault`]: announces page runs about to be written.
 pub struct Prefault {

@@ -23,7 +23,7 @@
 
 use std::io::{self, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -32,14 +32,13 @@ use savevm::{Announce, Config, StreamReader};
 
 use crate::error::MigrationError;
 use crate::link::{MigrationEvent, VmLink, VmPort, VmRequest, Waker};
+use crate::lock;
 use crate::ram::RamLoader;
 use crate::stats::{MigrationInfo, MigrationStatus, RamStats};
 use crate::transport::{FdLookup, Incoming};
 use crate::uri::MigrationUri;
 
 const BUFFER: usize = 256 << 10;
-/// Threads that take the page faults of incoming RAM ahead of the copy.
-const PREFAULT_THREADS: usize = 2;
 
 /// What [`IncomingMigration::listen`] needs.
 pub struct IncomingSetup {
@@ -69,10 +68,6 @@ struct Shared {
     state: Mutex<State>,
     received: Arc<AtomicU64>,
     port: VmPort,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
@@ -232,7 +227,7 @@ fn receive(
     // And the first touches of fresh RAM, most of that time, on prefault threads that
     // work on the runs ahead (see `memory::with_prefault`).
     let (read, _, stored) = savevm::sink_behind(RamLoader(memory), |sink| {
-        memory::with_prefault(memory, PREFAULT_THREADS, |pf| {
+        memory::with_prefault(memory, memory::PREFAULT_THREADS, |pf| {
             let mut sink = Announce {
                 sink,
                 announce: |first, count| pf.coming(first, count),

@@ -89,3 +89,10 @@ pub use run_state::{take_run_state, RunState};
 pub use stats::{MigrationInfo, MigrationStatus, RamStats};
 pub use transport::{Incoming, TransportError};
 pub use uri::{MigrationUri, UriError};
+
+/// Locks `m`, also after a thread panicked while holding it: the migration state it
+/// guards stays meaningful (each field is written whole), and the migration must still
+/// report and clean up.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

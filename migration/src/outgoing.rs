@@ -45,7 +45,7 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,7 @@ use savevm::{Config, Description, StreamWriter, FLAG_LIVE};
 use crate::converge::{Convergence, SyncFacts, PPM};
 use crate::error::MigrationError;
 use crate::link::{AskError, MigrationEvent, VmLink, VmPort, VmRequest, Waker};
+use crate::lock;
 use crate::params::{MigrationParams, MAX_THROTTLE};
 use crate::ram::RamSource;
 use crate::rate::{BandwidthEstimate, RateLimiter, MAX_PAUSE};
@@ -111,10 +112,6 @@ struct Shared {
     throttle_ppm: AtomicU32,
     transferred: Arc<AtomicU64>,
     port: VmPort,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Shared {
