@@ -17,6 +17,38 @@ use common::*;
 /// 256 pages dirtied.
 const COUNTER: &str = "every=2 pages=256";
 
+/// The paths of one guest process of these tests.
+struct Files {
+    serial: PathBuf,
+    sock: PathBuf,
+    snaps: PathBuf,
+    stderr: PathBuf,
+}
+
+/// Starts the counter guest with `append` as its options and a deterministic clock, a
+/// human monitor on `mon.sock` and the snapshot directory `snaps` in `dir`, its serial
+/// output in `NAME.txt` and its stderr in `NAME.err`, plus `extra` arguments.
+fn start(dir: &TempDir, name: &str, append: &str, extra: &[&str]) -> (Tern, Files) {
+    let f = Files {
+        serial: dir.path(&format!("{name}.txt")),
+        sock: dir.path("mon.sock"),
+        snaps: dir.path("snaps"),
+        stderr: dir.path(&format!("{name}.err")),
+    };
+    let mon = format!("unix:{}", f.sock.display());
+    let mut more = vec![
+        "--clock",
+        "deterministic",
+        "--monitor",
+        &mon,
+        "--snapshot-dir",
+        f.snaps.to_str().unwrap(),
+    ];
+    more.extend_from_slice(extra);
+    let args = counter_args(append, &f.serial, &more);
+    (Tern::spawn_logged(&strs(&args), &f.stderr), f)
+}
+
 fn snapshot_file(dir: &Path, tag: &str) -> PathBuf {
     dir.join(format!("{tag}.tern"))
 }
@@ -42,24 +74,15 @@ fn replay_start(before: &str, cont: &str) -> usize {
 #[test]
 fn savevm_loadvm_delvm_on_the_human_monitor() {
     let dir = TempDir::new("snap-hmp");
-    let (serial, sock, snaps) = (
-        dir.path("serial.txt"),
-        dir.path("mon.sock"),
-        dir.path("snaps"),
-    );
-    let args = counter_args(
-        COUNTER,
-        &serial,
-        &[
-            "--clock",
-            "deterministic",
-            "--monitor",
-            &format!("unix:{}", sock.display()),
-            "--snapshot-dir",
-            snaps.to_str().unwrap(),
-        ],
-    );
-    let mut tern = Tern::spawn(&strs(&args));
+    let (
+        mut tern,
+        Files {
+            serial,
+            sock,
+            snaps,
+            ..
+        },
+    ) = start(&dir, "serial", COUNTER, &[]);
     let mut m = Monitor::connect(&mut tern, &sock);
     wait_counter(&serial, 5);
 
@@ -163,27 +186,16 @@ fn run_to_exit(dir: &TempDir, name: &str, extra: &[&str]) -> (i32, String, Strin
 #[test]
 fn loadvm_in_a_new_process_finishes_like_the_uninterrupted_run() {
     let dir = TempDir::new("snap-new");
-    let (serial, sock, snaps, stderr) = (
-        dir.path("first.txt"),
-        dir.path("mon.sock"),
-        dir.path("snaps"),
-        dir.path("first.err"),
-    );
     let append = "exit=150 every=2 pages=256";
-    let args = counter_args(
-        append,
-        &serial,
-        &[
-            "--clock",
-            "deterministic",
-            "--digest-on-exit",
-            "--monitor",
-            &format!("unix:{}", sock.display()),
-            "--snapshot-dir",
-            snaps.to_str().unwrap(),
-        ],
-    );
-    let mut first = Tern::spawn_logged(&strs(&args), &stderr);
+    let (
+        mut first,
+        Files {
+            serial,
+            sock,
+            snaps,
+            stderr,
+        },
+    ) = start(&dir, "first", append, &["--digest-on-exit"]);
     let mut m = Monitor::connect(&mut first, &sock);
     wait_counter(&serial, 10);
     assert_eq!(m.cmd("savevm mid"), "");
@@ -250,26 +262,15 @@ fn snapshot_tool(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn damaged_snapshots_are_refused_and_the_guest_runs_on() {
     let dir = TempDir::new("snap-bad");
-    let (serial, sock, snaps) = (
-        dir.path("serial.txt"),
-        dir.path("mon.sock"),
-        dir.path("snaps"),
-    );
-    let args = counter_args(
-        COUNTER,
-        &serial,
-        &[
-            "--clock",
-            "deterministic",
-            "--memory",
-            "16M",
-            "--monitor",
-            &format!("unix:{}", sock.display()),
-            "--snapshot-dir",
-            snaps.to_str().unwrap(),
-        ],
-    );
-    let mut tern = Tern::spawn(&strs(&args));
+    let (
+        mut tern,
+        Files {
+            serial,
+            sock,
+            snaps,
+            ..
+        },
+    ) = start(&dir, "serial", COUNTER, &["--memory", "16M"]);
     let mut m = Monitor::connect(&mut tern, &sock);
     wait_counter(&serial, 3);
     assert_eq!(m.cmd("savevm good"), "");
@@ -392,28 +393,17 @@ fn damaged_snapshots_are_refused_and_the_guest_runs_on() {
 #[test]
 fn a_failed_save_leaves_no_file_and_the_guest_running() {
     let dir = TempDir::new("snap-fail");
-    let (serial, sock, snaps) = (
-        dir.path("serial.txt"),
-        dir.path("mon.sock"),
-        dir.path("snaps"),
-    );
     // The snapshot directory is a regular file: nothing can be saved in it.
-    std::fs::write(&snaps, b"not a directory").unwrap();
-    let args = counter_args(
-        COUNTER,
-        &serial,
-        &[
-            "--clock",
-            "deterministic",
-            "--memory",
-            "16M",
-            "--monitor",
-            &format!("unix:{}", sock.display()),
-            "--snapshot-dir",
-            snaps.to_str().unwrap(),
-        ],
-    );
-    let mut tern = Tern::spawn(&strs(&args));
+    std::fs::write(dir.path("snaps"), b"not a directory").unwrap();
+    let (
+        mut tern,
+        Files {
+            serial,
+            sock,
+            snaps,
+            ..
+        },
+    ) = start(&dir, "serial", COUNTER, &["--memory", "16M"]);
     let pid = tern.0.id();
     let mut m = Monitor::connect(&mut tern, &sock);
     wait_counter(&serial, 3);
