@@ -313,15 +313,9 @@ impl<'a> Restore<'a> {
     }
 
     fn zero(&mut self, first: u64, count: u64) -> io::Result<()> {
-        let end = first.saturating_add(count);
-        let mut page = first;
-        while page < end {
-            // Runs never written are zero already.
-            page += self.mem.unwritten_run(page, end);
-            if page < end {
-                self.put(page, &ZERO_PAGE)?;
-                page += 1;
-            }
+        // Pages never written are zero already.
+        for page in self.mem.written_pages(first, first.saturating_add(count)) {
+            self.put(page, &ZERO_PAGE)?;
         }
         Ok(())
     }

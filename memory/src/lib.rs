@@ -394,6 +394,19 @@ impl GuestMemory {
         self.written.next_set(first, end).max(first) - first
     }
 
+    /// The pages of `first..end` that may hold data (written since the machine was
+    /// created), ascending; the others are zero (see [`GuestMemory::unwritten_run`]).
+    pub fn written_pages(&self, first: u64, end: u64) -> impl Iterator<Item = u64> + '_ {
+        let mut page = first;
+        std::iter::from_fn(move || {
+            page = self.written.next_set(page, end).max(page);
+            (page < end).then(|| {
+                page += 1;
+                page - 1
+            })
+        })
+    }
+
     // ---- dirty log ------------------------------------------------------------------
 
     /// Starts logging for `client` with an empty log. vCPUs re-arm their TLBs (the epoch

@@ -213,6 +213,10 @@ fn unwritten_pages_are_known_zero() {
     assert_eq!(m.unwritten_run(0x42, 256), 0x90 - 0x42);
     assert_eq!(m.unwritten_run(0x91, 256), 256 - 0x91);
     assert_eq!(m.unwritten_run(0x91, 0x95), 4);
+    let written: Vec<u64> = m.written_pages(0, 256).collect();
+    assert_eq!(written, [5, 0x40, 0x41, 0x90]);
+    assert_eq!(m.written_pages(6, 0x41).collect::<Vec<_>>(), [0x40]);
+    assert_eq!(m.written_pages(0x91, 256).count(), 0);
     // Logging for migration or not, a write counts.
     m.dirty_enable(DirtyClient::Migration);
     m.write_phys(GuestPhysAddr(0xA_0000 - 1), &[1]);

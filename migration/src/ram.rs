@@ -43,20 +43,13 @@ pub struct RamLoader<'a>(pub &'a GuestMemory);
 impl RamSink for RamLoader<'_> {
     fn zero_pages(&mut self, first: u64, count: u64) -> io::Result<()> {
         static ZERO: [u8; PAGE_SIZE] = [0; PAGE_SIZE];
-        let end = first.saturating_add(count);
-        let mut page = first;
-        while page < end {
-            // A page never written, or one that reads as zero, is left alone: on a fresh
-            // destination that is every page of pass 1, which then costs no host memory
-            // and, never written, not even a read.
-            page += self.0.unwritten_run(page, end);
-            if page >= end {
-                break;
-            }
+        // A page never written, or one that reads as zero, is left alone: on a fresh
+        // destination that is every page of pass 1, which then costs no host memory and,
+        // never written, not even a read.
+        for page in self.0.written_pages(first, first.saturating_add(count)) {
             if !self.0.ram().page_is_zero(page) {
                 self.write_page(page, &ZERO)?;
             }
-            page += 1;
         }
         Ok(())
     }
