@@ -22,22 +22,32 @@ fn tern_under_sh(script: &str) -> Tern {
     Tern(child)
 }
 
-/// Takes snapshot `tag` of the demo guest in its own process; returns the file's bytes.
-fn first_snapshot(dir: &TempDir, snaps: &Path, tag: &str, memory: &str) -> Vec<u8> {
-    let mon = dir.path("first.sock");
+/// `tern run` with a monitor on `NAME.sock` in `dir`, snapshots in `snaps`, `memory` of
+/// RAM and `extra` arguments (without --kernel: the demo guest, its serial port off).
+fn start(dir: &TempDir, name: &str, snaps: &Path, memory: &str, extra: &[&str]) -> (Tern, Monitor) {
+    let mon = dir.path(&format!("{name}.sock"));
     let mon_arg = format!("unix:{}", mon.display());
-    let mut tern = Tern::spawn(&[
+    let mut args = vec![
         "run",
-        "--serial",
-        "none",
         "--memory",
         memory,
         "--monitor",
         &mon_arg,
         "--snapshot-dir",
         snaps.to_str().unwrap(),
-    ]);
-    let mut m = Monitor::connect(&mut tern, &mon);
+    ];
+    if !extra.contains(&"--serial") {
+        args.extend(["--serial", "none"]);
+    }
+    args.extend_from_slice(extra);
+    let mut tern = Tern::spawn(&args);
+    let m = Monitor::connect(&mut tern, &mon);
+    (tern, m)
+}
+
+/// Takes snapshot `tag` of the demo guest in its own process; returns the file's bytes.
+fn first_snapshot(dir: &TempDir, snaps: &Path, tag: &str, memory: &str) -> Vec<u8> {
+    let (mut tern, mut m) = start(dir, "first", snaps, memory, &[]);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(m.cmd(&format!("savevm {tag}")), "");
     m.send(b"quit\n");
@@ -47,22 +57,7 @@ fn first_snapshot(dir: &TempDir, snaps: &Path, tag: &str, memory: &str) -> Vec<u
 
 /// The earlier snapshot still loads in a new process.
 fn still_loads(dir: &TempDir, snaps: &Path, tag: &str, memory: &str) {
-    let mon = dir.path("check.sock");
-    let mon_arg = format!("unix:{}", mon.display());
-    let mut tern = Tern::spawn(&[
-        "run",
-        "--serial",
-        "none",
-        "--memory",
-        memory,
-        "--monitor",
-        &mon_arg,
-        "--snapshot-dir",
-        snaps.to_str().unwrap(),
-        "--loadvm",
-        tag,
-    ]);
-    let mut m = Monitor::connect(&mut tern, &mon);
+    let (mut tern, mut m) = start(dir, "check", snaps, memory, &["--loadvm", tag]);
     assert_eq!(m.cmd("info status"), "VM status: running\n");
     m.send(b"quit\n");
     assert_eq!(tern.wait().code(), Some(0));
@@ -102,31 +97,46 @@ fn a_write_error_mid_save_loses_nothing() {
 fn a_kill_mid_save_loses_nothing() {
     let dir = TempDir::new("snapkill");
     let snaps = dir.path("snaps");
-    // 2 GiB of RAM: a save reads all of it, long enough to be killed in the middle.
     let keep = first_snapshot(&dir, &snaps, "t", "2G");
-    let mon = dir.path("mon.sock");
-    let mon_arg = format!("unix:{}", mon.display());
-    let mut tern = Tern::spawn(&[
-        "run",
-        "--serial",
-        "none",
-        "--memory",
+    // A guest that has written 1 GiB: saving it takes a good part of a second (pages
+    // never written cost nothing, so an idle guest's save would be over at once).
+    let serial = dir.path("fill.txt");
+    let serial_arg = format!("file:{}", serial.display());
+    let fill = guest("fill.bin");
+    let (mut tern, mut m) = start(
+        &dir,
+        "mon",
+        &snaps,
         "2G",
-        "--monitor",
-        &mon_arg,
-        "--snapshot-dir",
-        snaps.to_str().unwrap(),
-    ]);
-    let mut m = Monitor::connect(&mut tern, &mon);
+        &[
+            "--kernel",
+            fill.to_str().unwrap(),
+            "--append",
+            "fill=1024 idle=0",
+            "--serial",
+            &serial_arg,
+        ],
+    );
+    wait_file(&serial, "the guest's fill", |t| t.contains("filled"));
     m.send(b"savevm t\n");
-    std::thread::sleep(Duration::from_millis(60));
+    // Killed once the new file is well under way: before its rename, in the middle.
+    let partial = |e: &std::fs::DirEntry| {
+        e.file_name().to_string_lossy().starts_with(".t.tern.tmp-")
+            && e.metadata().is_ok_and(|md| md.len() > 16 << 20)
+    };
+    wait_until("the save under way", || {
+        std::fs::read_dir(&snaps).is_ok_and(|d| d.flatten().any(|e| partial(&e)))
+    });
     tern.0.kill().unwrap();
     tern.0.wait().unwrap();
-    // Whether the kill came before the rename or after, the tag holds a whole snapshot.
-    let now = std::fs::read(snaps.join("t.tern")).unwrap();
+    // The tag holds the earlier snapshot, whole; what was being written is a stale
+    // temporary file that no listing shows.
     assert!(
-        now == keep || savevm::verify(&now[..]).is_ok(),
-        "the tag holds a damaged file"
+        std::fs::read(snaps.join("t.tern")).unwrap() == keep,
+        "the tag changed"
     );
+    let stale = std::fs::read_dir(&snaps).unwrap().flatten().find(partial);
+    let stale = stale.expect("the killed save's temporary file").path();
+    assert!(savevm::verify(&std::fs::read(stale).unwrap()[..]).is_err());
     still_loads(&dir, &snaps, "t", "2G");
 }
