@@ -656,18 +656,7 @@ mod delivery_tests {
     fn v86_bed() -> Bed {
         let mut b = Bed::new();
         b.gate(0x21, CODE0, HANDLER, INT_GATE_DPL3);
-        let mut s = b.cpu.s.clone();
-        s.eflags |= VM | IOPL;
-        for (n, sel) in [0x4000u16, 0x1000, 0x2000, 0x3000, 0x5000, 0x6000]
-            .iter()
-            .enumerate()
-        {
-            s.seg[n] = Segment::v86(*sel);
-        }
-        s.cpl = 3;
-        s.eip = 0x10;
-        s.gpr[ESP] = 0x100;
-        b.cpu.set_state(s);
+        b.enter_v86(3);
         b
     }
 

@@ -189,6 +189,23 @@ impl Bed {
         self.write(IDT + 8 * u32::from(vector), &d.to_le_bytes());
     }
 
+    /// Puts the CPU in virtual-8086 mode with IOPL `iopl` at 1000:0010, SS:SP 2000:0100
+    /// and distinct data segments (ES 4000, DS 3000, FS 5000, GS 6000).
+    pub fn enter_v86(&mut self, iopl: u32) {
+        let mut s = self.cpu.s.clone();
+        s.eflags = (s.eflags & !IOPL) | VM | (iopl << 12);
+        for (n, sel) in [0x4000u16, 0x1000, 0x2000, 0x3000, 0x5000, 0x6000]
+            .iter()
+            .enumerate()
+        {
+            s.seg[n] = Segment::v86(*sel);
+        }
+        s.cpl = 3;
+        s.eip = 0x10;
+        s.gpr[ESP] = 0x100;
+        self.cpu.set_state(s);
+    }
+
     pub fn write(&mut self, at: u32, bytes: &[u8]) {
         self.mem.write_phys(GuestPhysAddr(u64::from(at)), bytes);
     }

@@ -187,18 +187,7 @@ mod v86_tests {
         b.gate(3, CODE0, HANDLER, INT_GATE_DPL3);
         b.write(HANDLER, &[0xF4]);
         b.write(V86_CODE, code);
-        let mut s = b.cpu.s.clone();
-        s.eflags = (s.eflags & !IOPL) | VM | (iopl << 12);
-        for (n, sel) in [0x4000u16, 0x1000, 0x2000, 0x3000, 0x5000, 0x6000]
-            .iter()
-            .enumerate()
-        {
-            s.seg[n] = Segment::v86(*sel);
-        }
-        s.cpl = 3;
-        s.eip = 0x10;
-        s.gpr[ESP] = 0x100;
-        b.cpu.set_state(s);
+        b.enter_v86(iopl);
         b
     }
 
