@@ -583,18 +583,23 @@ fn pg_with_pe_clear_is_gp_and_pg_changes_flush() {
     assert_eq!(r.cpu.last_exception, Some(Exception::gp(0)));
 }
 
+/// `mov esi, SRC; mov edi, DST; mov ecx, COUNT; rep movsd; hlt`; the `rep movsd` is
+/// at byte 15.
+fn rep_movsd(src: u32, dst: u32, count: u32) -> Vec<u8> {
+    let mut v = Vec::with_capacity(18);
+    for (opcode, imm) in [(0xBE, src), (0xBF, dst), (0xB9, count)] {
+        v.push(opcode);
+        v.extend_from_slice(&imm.to_le_bytes());
+    }
+    v.extend_from_slice(&[0xF3, 0xA5, 0xF4]);
+    v
+}
+
 #[test]
 fn rep_movsd_faults_mid_way_and_resumes() {
     let mut r = Rig::new();
     let code = 0x6000;
-    // mov esi, 0x405000; mov edi, 0x406FF8; mov ecx, 6; rep movsd; hlt
-    r.bytes(
-        code,
-        &[
-            0xBE, 0x00, 0x50, 0x40, 0x00, 0xBF, 0xF8, 0x6F, 0x40, 0x00, 0xB9, 0x06, 0x00, 0x00,
-            0x00, 0xF3, 0xA5, 0xF4,
-        ],
-    );
+    r.bytes(code, &rep_movsd(0x40_5000, 0x40_6FF8, 6));
     r.map(0x40_5000, 0x18_5000 | RWU);
     r.map(0x40_6000, 0x18_6000 | RWU);
     for k in 0..6 {
@@ -626,14 +631,7 @@ fn rep_movsd_faults_mid_way_and_resumes() {
 fn rep_movsd_element_crossing_into_a_missing_page_writes_nothing_of_it() {
     let mut r = Rig::new();
     let code = 0x6000;
-    // mov esi, 0x405000; mov edi, 0x406FF6; mov ecx, 3; rep movsd; hlt
-    r.bytes(
-        code,
-        &[
-            0xBE, 0x00, 0x50, 0x40, 0x00, 0xBF, 0xF6, 0x6F, 0x40, 0x00, 0xB9, 0x03, 0x00, 0x00,
-            0x00, 0xF3, 0xA5, 0xF4,
-        ],
-    );
+    r.bytes(code, &rep_movsd(0x40_5000, 0x40_6FF6, 3));
     r.map(0x40_5000, 0x18_5000 | RWU);
     r.map(0x40_6000, 0x18_6000 | RWU);
     for k in 0..3 {
